@@ -1,0 +1,170 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to llmops.platform
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The cloud-neutral description of a GPU cluster, parsed and checked once, before any provider call.
+
+Every check raises SpecError naming the option path the user wrote (node_pools[1].count), so a bad
+inventory fails before anything is created and the message says which line to fix.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional
+
+from ansible_collections.llmops.platform.plugins.module_utils.errors import SpecError
+
+# Kubernetes-compatible names: DNS-1123 labels, short enough to prefix node names on every cloud.
+NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+CAPACITY_TYPES = ("on_demand", "spot")
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    type: str
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str = ""
+    effect: str = "NoSchedule"
+
+
+@dataclass
+class NodePoolSpec:
+    name: str
+    count: int = 1
+    min_count: Optional[int] = None
+    max_count: Optional[int] = None
+    instance_types: List[str] = field(default_factory=list)
+    gpu: Optional[GpuSpec] = None
+    labels: Dict[str, str] = field(default_factory=dict)
+    taints: List[Taint] = field(default_factory=list)
+    capacity_type: str = "on_demand"
+    disk_size_gb: Optional[int] = None
+    image: Optional[str] = None
+
+    def summary(self):
+        """Plain dict for results and diffs (stable key order, no None noise)."""
+        return {k: v for k, v in asdict(self).items() if v not in (None, [], {})}
+
+
+@dataclass
+class ClusterSpec:
+    name: str
+    region: Optional[str] = None
+    kubernetes_version: Optional[str] = None
+    node_pools: List[NodePoolSpec] = field(default_factory=list)
+    tags: Dict[str, str] = field(default_factory=dict)
+
+    def pool(self, name):
+        for pool in self.node_pools:
+            if pool.name == name:
+                return pool
+        return None
+
+
+def _check_name(value, where):
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise SpecError(
+            where,
+            "%r is not a valid name" % (value,),
+            hint="use 1-40 lower-case letters, digits and '-', starting with a letter",
+        )
+
+
+def _check_count(value, where, minimum=0):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(where, "must be an integer, got %r" % (value,))
+    if value < minimum:
+        raise SpecError(where, "must be %d or more, got %d" % (minimum, value),
+                        hint="set it to a whole number of nodes, %d or more" % minimum)
+
+
+def _parse_gpu(raw, where):
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not raw.get("type"):
+        raise SpecError(where + ".type", "is required when gpu is set", hint="e.g. gpu: {type: nvidia-l4, count: 1}")
+    count = raw.get("count", 1)
+    _check_count(count, where + ".count", minimum=1)
+    return GpuSpec(type=str(raw["type"]), count=count)
+
+
+def _parse_taints(raw, where):
+    taints = []
+    for i, item in enumerate(raw or []):
+        here = "%s[%d]" % (where, i)
+        if not isinstance(item, dict) or not item.get("key"):
+            raise SpecError(here + ".key", "is required for every taint")
+        effect = item.get("effect", "NoSchedule")
+        if effect not in TAINT_EFFECTS:
+            raise SpecError(here + ".effect", "must be one of %s, got %r" % (", ".join(TAINT_EFFECTS), effect))
+        taints.append(Taint(key=str(item["key"]), value=str(item.get("value") or ""), effect=effect))
+    return taints
+
+
+def parse_node_pool(raw, index):
+    where = "node_pools[%d]" % index
+    if not isinstance(raw, dict):
+        raise SpecError(where, "must be a dictionary with at least a name")
+    _check_name(raw.get("name"), where + ".name")
+    count = raw.get("count", 1)
+    _check_count(count, where + ".count")
+    min_count, max_count = raw.get("min_count"), raw.get("max_count")
+    if min_count is not None:
+        _check_count(min_count, where + ".min_count")
+    if max_count is not None:
+        _check_count(max_count, where + ".max_count", minimum=1)
+    if min_count is not None and max_count is not None and min_count > max_count:
+        raise SpecError(where + ".min_count", "(%d) is greater than max_count (%d)" % (min_count, max_count),
+                        hint="set min_count <= count <= max_count")
+    if min_count is not None and count < min_count or max_count is not None and count > max_count:
+        raise SpecError(where + ".count", "(%d) is outside min_count..max_count" % count,
+                        hint="set min_count <= count <= max_count")
+    capacity_type = raw.get("capacity_type") or "on_demand"
+    if capacity_type not in CAPACITY_TYPES:
+        raise SpecError(where + ".capacity_type", "must be one of %s, got %r" % (", ".join(CAPACITY_TYPES), capacity_type))
+    disk = raw.get("disk_size_gb")
+    if disk is not None:
+        _check_count(disk, where + ".disk_size_gb", minimum=1)
+    labels = raw.get("labels") or {}
+    if not isinstance(labels, dict):
+        raise SpecError(where + ".labels", "must be a dictionary of label names to values")
+    return NodePoolSpec(
+        name=raw["name"],
+        count=count,
+        min_count=min_count,
+        max_count=max_count,
+        instance_types=[str(t) for t in raw.get("instance_types") or []],
+        gpu=_parse_gpu(raw.get("gpu"), where + ".gpu"),
+        labels={str(k): str(v) for k, v in labels.items()},
+        taints=_parse_taints(raw.get("taints"), where + ".taints"),
+        capacity_type=capacity_type,
+        disk_size_gb=disk,
+        image=raw.get("image") or None,
+    )
+
+
+def parse_cluster_spec(params):
+    """Build a ClusterSpec from module parameters (or any dict of the same shape)."""
+    _check_name(params.get("name"), "name")
+    pools = [parse_node_pool(raw, i) for i, raw in enumerate(params.get("node_pools") or [])]
+    seen = set()
+    for i, pool in enumerate(pools):
+        if pool.name in seen:
+            raise SpecError("node_pools[%d].name" % i, "%r is used by more than one node pool" % pool.name)
+        seen.add(pool.name)
+    return ClusterSpec(
+        name=params["name"],
+        region=params.get("region") or None,
+        kubernetes_version=params.get("kubernetes_version") or None,
+        node_pools=pools,
+        tags={str(k): str(v) for k, v in (params.get("tags") or {}).items()},
+    )

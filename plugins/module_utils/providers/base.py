@@ -1,0 +1,139 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to llmops.platform
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ClusterProvider interface: what every cloud (and the local podman lab) must implement.
+
+The shape follows what managed Kubernetes APIs have in common (EKS CreateCluster/CreateNodegroup,
+GKE clusters + nodePools, AKS managedClusters + agentPools): a cluster is created, then node pools
+inside it; both are long-running operations that must be waited on; pools are updated in place for
+scaling (and, depending on the cloud, labels, taints, version); other fields force a replacement.
+
+Providers only translate. Deciding *what* to do (the plan) is done once, cloud-neutrally, in
+module_utils/reconcile.py, which compares ClusterSpec with the ClusterState a provider reports.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import abc
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional
+
+from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import GpuSpec, Taint
+
+
+@dataclass
+class NodePoolState:
+    """A node pool as the provider reports it. None means "the provider does not report this field"."""
+
+    name: str
+    status: str
+    count: int
+    min_count: Optional[int] = None
+    max_count: Optional[int] = None
+    instance_types: List[str] = field(default_factory=list)
+    gpu: Optional[GpuSpec] = None
+    labels: Dict[str, str] = field(default_factory=dict)
+    taints: List[Taint] = field(default_factory=list)
+    capacity_type: Optional[str] = None
+    disk_size_gb: Optional[int] = None
+    image: Optional[str] = None
+
+    def summary(self):
+        return {k: v for k, v in asdict(self).items() if v not in (None, [], {})}
+
+
+@dataclass
+class ClusterState:
+    name: str
+    status: str
+    region: Optional[str] = None
+    kubernetes_version: Optional[str] = None
+    endpoint: Optional[str] = None
+    ca_data: Optional[str] = None
+    node_pools: Dict[str, NodePoolState] = field(default_factory=dict)
+
+    def summary(self):
+        data = asdict(self)
+        data["node_pools"] = {name: pool.summary() for name, pool in sorted(self.node_pools.items())}
+        return {k: v for k, v in data.items() if v not in (None, [], {})}
+
+
+@dataclass
+class Node:
+    """One machine of the cluster, with what Ansible needs to reach it."""
+
+    name: str
+    pool: str
+    status: str
+    address: Optional[str] = None
+    # Host variables for add_host / inventory (e.g. ansible_connection, ansible_host).
+    connection: Dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self):
+        return asdict(self)
+
+
+class ClusterProvider(abc.ABC):
+    """One implementation per cloud. Instances are cheap; they hold a client and options only.
+
+    Contract (tests/unit/plugins/module_utils/providers/test_contract.py checks it for every provider):
+    - get_cluster returns None when the cluster does not exist; it never raises for "not found".
+    - mutating calls start the operation; wait_for_cluster waits until the cluster and all its pools
+      are ready (or gone, with state="absent") and raises WaitTimeout naming what it waited for.
+    - delete_node_pool and delete_cluster are no-ops for things already gone.
+    - errors are ProviderError with the provider's code and a hint, never a raw SDK exception.
+    """
+
+    #: short name used in inventories: provider: local|aws|gcp|azure
+    name = None
+    #: NodePoolSpec fields this provider can change on an existing pool without replacing it.
+    updatable_pool_fields = frozenset(["count", "min_count", "max_count"])
+    #: ClusterSpec fields this provider can change on an existing cluster.
+    updatable_cluster_fields = frozenset()
+    #: NodePoolSpec fields the provider reports back in NodePoolState, hence compared for drift.
+    reported_pool_fields = ("count", "min_count", "max_count", "instance_types", "gpu", "labels", "taints",
+                            "capacity_type", "disk_size_gb", "image")
+
+    def __init__(self, options=None):
+        self.options = dict(options or {})
+
+    def validate(self, spec):
+        """Provider-specific checks on a ClusterSpec; raise SpecError naming the field."""
+
+    @abc.abstractmethod
+    def get_cluster(self, name):
+        """Return ClusterState, or None when there is no such cluster."""
+
+    @abc.abstractmethod
+    def create_cluster(self, spec):
+        """Start creating the cluster (control plane and network, not its node pools)."""
+
+    def update_cluster(self, spec, changes):
+        """Apply in-place changes: `changes` maps field name to (current, desired)."""
+        raise NotImplementedError("%s cannot update %s in place" % (self.name, ", ".join(sorted(changes))))
+
+    @abc.abstractmethod
+    def delete_cluster(self, name):
+        """Delete the cluster; its node pools are deleted first by the caller."""
+
+    @abc.abstractmethod
+    def create_node_pool(self, spec, pool):
+        """Start creating `pool` (a NodePoolSpec) in the cluster described by `spec`."""
+
+    @abc.abstractmethod
+    def update_node_pool(self, spec, pool, changes):
+        """Apply in-place changes to an existing pool; `changes` maps field to (current, desired)."""
+
+    @abc.abstractmethod
+    def delete_node_pool(self, cluster_name, pool_name):
+        """Start deleting a node pool."""
+
+    @abc.abstractmethod
+    def wait_for_cluster(self, name, state, timeout):
+        """Wait until the cluster is ready ("present") or gone ("absent")."""
+
+    @abc.abstractmethod
+    def list_nodes(self, name):
+        """Return the cluster's nodes as a list of Node, sorted by name."""

@@ -1,0 +1,311 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to llmops.platform
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: gpu_cluster
+short_description: Create, scale or delete a Kubernetes cluster with GPU node pools on any supported provider
+version_added: 0.1.0
+description:
+  - Describes a cluster and its node pools once, cloud-neutrally, and makes the chosen provider match it.
+  - Creates what is missing, scales node pools in place, and reports (in RV(not_updatable) and as a
+    warning) differences that the provider cannot apply without replacing a pool, instead of silently
+    ignoring them.
+  - With O(state=absent) deletes the node pools first, then the cluster.
+  - Why this module exists; the cloud collections manage a cluster or a node group one API object at a
+    time, with a different shape per cloud. This module keeps one inventory shape for every cloud and
+    the local lab, and computes one plan that check mode, diff mode and the real run all share.
+author:
+  - llmops.platform contributors
+extends_documentation_fragment:
+  - llmops.platform.cluster
+attributes:
+  check_mode:
+    support: full
+    description: Returns the plan (RV(actions)) without calling any API that changes something.
+  diff_mode:
+    support: full
+    description: Shows the cluster summary before and after.
+options:
+  state:
+    description:
+      - V(present) creates or updates the cluster; V(absent) deletes it with all its node pools.
+    type: str
+    choices: [present, absent]
+    default: present
+  kubernetes_version:
+    description: Kubernetes version of the control plane, where the provider runs one.
+    type: str
+  node_pools:
+    description:
+      - Node pools of the cluster. Pools that exist but are not listed are kept unless
+        O(purge_node_pools=true).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Pool name, unique in the cluster (same rules as the cluster name).
+        type: str
+        required: true
+      count:
+        description: Number of nodes (desired size). 0 or more.
+        type: int
+        default: 1
+      min_count:
+        description: Lower autoscaling bound, where the provider autoscales.
+        type: int
+      max_count:
+        description: Upper autoscaling bound, where the provider autoscales.
+        type: int
+      instance_types:
+        description: Instance types / machine types / VM sizes to try, in order of preference.
+        type: list
+        elements: str
+      gpu:
+        description: GPUs per node, by cloud-neutral name. The C(local) provider records it as node labels only.
+        type: dict
+        suboptions:
+          type:
+            description: GPU name, for example V(nvidia-l4) or V(nvidia-h100-80gb).
+            type: str
+            required: true
+          count:
+            description: GPUs per node.
+            type: int
+            default: 1
+      labels:
+        description: Kubernetes node labels.
+        type: dict
+      taints:
+        description: Kubernetes node taints.
+        type: list
+        elements: dict
+        suboptions:
+          key:
+            description: Taint key.
+            type: str
+            required: true
+          value:
+            description: Taint value.
+            type: str
+          effect:
+            description: Taint effect.
+            type: str
+            choices: [NoSchedule, PreferNoSchedule, NoExecute]
+            default: NoSchedule
+      capacity_type:
+        description: V(on_demand) or V(spot) capacity.
+        type: str
+        choices: [on_demand, spot]
+        default: on_demand
+      disk_size_gb:
+        description: Root disk size of each node.
+        type: int
+      image:
+        description:
+          - Node image. Required by the C(local) provider, where it must be an image in local podman storage
+            (for example V(localhost/llmops/debian-systemd:bookworm), built by C(scripts/build-lab-images.sh)).
+        type: str
+  purge_node_pools:
+    description: Delete node pools that exist in the cluster but are not listed in O(node_pools).
+    type: bool
+    default: false
+  tags:
+    description: Tags / labels put on the cluster's cloud resources.
+    type: dict
+    default: {}
+  wait:
+    description: Wait until the cluster and every node are ready (or gone, with O(state=absent)).
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait before failing with a message that says what was still pending.
+    type: int
+    default: 600
+notes:
+  - The C(local) provider needs podman. On hosts without systemd-delegated cgroups point C(CONTAINERS_CONF)
+    at the collection's C(lab/containers.conf) (the repository's scripts do this).
+  - "Runs on the controller: a play on C(localhost), or C(delegate_to: localhost)."
+"""
+
+EXAMPLES = r"""
+- name: A local lab with two (simulated) GPU nodes and a monitoring node
+  llmops.platform.gpu_cluster:
+    provider: local
+    name: llmops-lab
+    node_pools:
+      - name: gpu
+        count: 2
+        image: localhost/llmops/debian-systemd:bookworm
+        gpu: {type: nvidia-l4, count: 1}
+        labels: {llmops.io/role: gpu}
+        taints: [{key: nvidia.com/gpu, value: "present", effect: NoSchedule}]
+      - name: monitoring
+        count: 1
+        image: localhost/llmops/debian-systemd:bookworm
+  register: lab
+
+- name: Reach the nodes it returned
+  ansible.builtin.add_host:
+    name: "{{ item.name }}"
+    groups: ["llmops_pool_{{ item.pool }}"]
+    ansible_connection: "{{ item.connection.ansible_connection }}"
+  loop: "{{ lab.nodes }}"
+
+- name: Scale the GPU pool to zero and drop pools that are not listed
+  llmops.platform.gpu_cluster:
+    provider: local
+    name: llmops-lab
+    purge_node_pools: true
+    node_pools:
+      - {name: gpu, count: 0, image: localhost/llmops/debian-systemd:bookworm}
+
+- name: Tear it down
+  llmops.platform.gpu_cluster:
+    provider: local
+    name: llmops-lab
+    state: absent
+"""
+
+RETURN = r"""
+cluster:
+  description: The cluster as the provider reports it after the run; empty when absent.
+  returned: always
+  type: dict
+  sample:
+    name: llmops-lab
+    status: running
+    region: local
+    endpoint: 10.89.0.0/24
+    node_pools:
+      gpu: {name: gpu, status: running, count: 2, image: localhost/llmops/debian-systemd:bookworm}
+nodes:
+  description: Every node of the cluster with the host variables Ansible needs to reach it.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: llmops-lab-gpu-1
+      pool: gpu
+      status: running
+      address: 10.89.0.2
+      connection: {ansible_connection: containers.podman.podman, ansible_host: llmops-lab-gpu-1}
+actions:
+  description: The plan that was (or in check mode would be) carried out, in order.
+  returned: always
+  type: list
+  elements: str
+  sample: ["create_cluster cluster/llmops-lab", "create_node_pool node_pool/gpu"]
+not_updatable:
+  description: Differences the provider cannot apply in place; also emitted as warnings.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import parse_cluster_spec
+from ansible_collections.llmops.platform.plugins.module_utils.errors import LlmopsError
+from ansible_collections.llmops.platform.plugins.module_utils.providers import get_provider
+from ansible_collections.llmops.platform.plugins.module_utils.reconcile import (
+    apply_plan, plan_absent, plan_present)
+
+# Types are checked by AnsibleModule; ranges and cross-field rules by cluster_spec, which names the field.
+NODE_POOL_OPTIONS = dict(
+    name=dict(type="str", required=True),
+    count=dict(type="int", default=1),
+    min_count=dict(type="int"),
+    max_count=dict(type="int"),
+    instance_types=dict(type="list", elements="str"),
+    gpu=dict(type="dict", options=dict(type=dict(type="str", required=True), count=dict(type="int", default=1))),
+    labels=dict(type="dict"),
+    taints=dict(type="list", elements="dict", options=dict(
+        key=dict(type="str", required=True, no_log=False),
+        value=dict(type="str"),
+        effect=dict(type="str", default="NoSchedule", choices=["NoSchedule", "PreferNoSchedule", "NoExecute"]),
+    )),
+    capacity_type=dict(type="str", default="on_demand", choices=["on_demand", "spot"]),
+    disk_size_gb=dict(type="int"),
+    image=dict(type="str"),
+)
+
+ARGUMENT_SPEC = dict(
+    provider=dict(type="str", required=True, choices=["local"]),
+    provider_options=dict(type="dict", default={}),
+    name=dict(type="str", required=True),
+    region=dict(type="str"),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+    kubernetes_version=dict(type="str"),
+    node_pools=dict(type="list", elements="dict", default=[], options=NODE_POOL_OPTIONS),
+    purge_node_pools=dict(type="bool", default=False),
+    tags=dict(type="dict", default={}),
+    wait=dict(type="bool", default=True),
+    wait_timeout=dict(type="int", default=600),
+)
+
+
+def run(module):
+    params = module.params
+    spec = parse_cluster_spec(params)
+    provider = get_provider(params["provider"], params["provider_options"])
+    if params["state"] == "present":
+        provider.validate(spec)
+
+    before = provider.get_cluster(spec.name)
+    if params["state"] == "present":
+        plan = plan_present(spec, before, provider, purge_node_pools=params["purge_node_pools"])
+    else:
+        plan = plan_absent(spec.name, before)
+
+    for message in plan.not_updatable:
+        module.warn(message)
+
+    after = before
+    if plan.changed and not module.check_mode:
+        apply_plan(plan, spec, provider)
+    # Waiting on "present" even without changes catches nodes that are still booting from a previous run.
+    if not module.check_mode and params["wait"] and (params["state"] == "present" or plan.changed):
+        provider.wait_for_cluster(spec.name, params["state"], params["wait_timeout"])
+    if not module.check_mode:
+        after = provider.get_cluster(spec.name)
+    nodes = provider.list_nodes(spec.name) if after is not None else []
+
+    result = dict(
+        changed=plan.changed,
+        actions=plan.describe(),
+        not_updatable=plan.not_updatable,
+        cluster=after.summary() if after else {},
+        nodes=[n.as_dict() for n in nodes],
+    )
+    if module._diff:
+        result["diff"] = dict(
+            before=before.summary() if before else {},
+            after=_expected_after(spec, params["state"]) if module.check_mode else (after.summary() if after else {}),
+        )
+    return result
+
+
+def _expected_after(spec, state):
+    """What check mode expects the cluster to look like: the spec, as far as it was asked for."""
+    if state == "absent":
+        return {}
+    return dict(name=spec.name, node_pools=dict((p.name, p.summary()) for p in spec.node_pools))
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    try:
+        module.exit_json(**run(module))
+    except LlmopsError as exc:
+        module.fail_json(msg=str(exc))
+
+
+if __name__ == "__main__":
+    main()

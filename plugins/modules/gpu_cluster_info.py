@@ -1,0 +1,84 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to llmops.platform
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: gpu_cluster_info
+short_description: Read a GPU cluster, its node pools and nodes from any supported provider
+version_added: 0.1.0
+description:
+  - Reports the cluster as the provider sees it, in the same shape as M(llmops.platform.gpu_cluster) returns.
+  - Changes nothing; use it in reports, in plays that run without provisioning, and in DR drills.
+author:
+  - llmops.platform contributors
+extends_documentation_fragment:
+  - llmops.platform.cluster
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is nothing to diff.
+"""
+
+EXAMPLES = r"""
+- name: Read the local lab
+  llmops.platform.gpu_cluster_info:
+    provider: local
+    name: llmops-lab
+  register: lab
+
+- name: Fail when it is missing
+  ansible.builtin.assert:
+    that: lab.exists
+"""
+
+RETURN = r"""
+exists:
+  description: Whether the cluster exists.
+  returned: always
+  type: bool
+cluster:
+  description: The cluster as the provider reports it; empty when it does not exist.
+  returned: always
+  type: dict
+nodes:
+  description: Every node with the host variables Ansible needs to reach it (see M(llmops.platform.gpu_cluster)).
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.llmops.platform.plugins.module_utils.errors import LlmopsError
+from ansible_collections.llmops.platform.plugins.module_utils.providers import get_provider
+
+ARGUMENT_SPEC = dict(
+    provider=dict(type="str", required=True, choices=["local"]),
+    provider_options=dict(type="dict", default={}),
+    name=dict(type="str", required=True),
+    region=dict(type="str"),
+)
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    try:
+        provider = get_provider(module.params["provider"], module.params["provider_options"])
+        state = provider.get_cluster(module.params["name"])
+        nodes = provider.list_nodes(module.params["name"]) if state else []
+    except LlmopsError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, exists=state is not None,
+                     cluster=state.summary() if state else {}, nodes=[n.as_dict() for n in nodes])
+
+
+if __name__ == "__main__":
+    main()

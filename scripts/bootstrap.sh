@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Install everything the lab and the tests need on a fresh Debian (bookworm) machine, as root.
+# Idempotent: each step checks first and does nothing when it is already done.
+#   Debian packages  podman, runc, debootstrap, ... (apt, only the missing ones)
+#   .venv            pinned Python requirements (reinstalled only when requirements/*.txt change)
+#   .collections     links llmops.platform to this checkout so FQCNs resolve
+#   lab images       scripts/build-lab-images.sh (cached)
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$LLMOPS_ROOT"
+
+DEBIAN_PACKAGES=(podman runc debootstrap uidmap slirp4netns containernetworking-plugins iptables
+                 python3 python3-venv python3-dev gcc git ca-certificates prometheus)
+
+install_debian_packages() {
+  local missing=()
+  for p in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  # Debian's prometheus package starts a service we do not want on a CI or lab host; we use promtool.
+  if systemctl is-enabled prometheus >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+}
+
+install_venv() {
+  local stamp="$LLMOPS_VENV/.requirements.sha256" want
+  want="$(cat requirements/*.txt | sha256sum | cut -d' ' -f1)"
+  if [[ -x "$LLMOPS_VENV/bin/python" && "$(cat "$stamp" 2>/dev/null)" == "$want" ]]; then
+    return
+  fi
+  log "installing Python requirements into $LLMOPS_VENV"
+  python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || { echo "Python 3.11 or newer is needed (ansible-core 2.19)" >&2; exit 1; }
+  [[ -x "$LLMOPS_VENV/bin/python" ]] || python3 -m venv "$LLMOPS_VENV"
+  "$LLMOPS_VENV/bin/pip" install --quiet --disable-pip-version-check -r requirements/dev.txt
+  echo "$want" > "$stamp"
+}
+
+link_collection() {
+  # ansible.cfg points collections_path at ./.collections; the link makes this checkout the collection.
+  mkdir -p .collections/ansible_collections/llmops
+  ln -sfn ../../.. .collections/ansible_collections/llmops/platform
+}
+
+install_ansible_test_pip_shim() {
+  local version
+  version="$("$LLMOPS_VENV/bin/python" - <<'PY'
+import re, ansible_test, pathlib
+src = (pathlib.Path(ansible_test.__file__).parent / "_internal/python_requirements.py").read_text()
+print(re.search(r"pip='([0-9.]+)'", src).group(1))
+PY
+)"
+  local target="$HOME/.ansible/test/cache/get_pip_${version//./_}.py"
+  mkdir -p "$(dirname "$target")"
+  cmp -s tests/get_pip_offline.py "$target" 2>/dev/null || cp tests/get_pip_offline.py "$target"
+}
+
+install_debian_packages
+install_venv
+link_collection
+install_ansible_test_pip_shim
+bash scripts/build-lab-images.sh >/dev/null
+log "bootstrap complete"
