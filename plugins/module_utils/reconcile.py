@@ -110,7 +110,7 @@ def plan_absent(name, state):
 def apply_plan(plan, spec, provider):
     """Execute the plan in order. Pools are deleted before the cluster; creation goes the other way."""
     for action in plan.actions:
-        kind, _, name = action.target.partition("/")
+        name = action.target.partition("/")[2]
         if action.verb == "create_cluster":
             provider.create_cluster(spec)
         elif action.verb == "update_cluster":

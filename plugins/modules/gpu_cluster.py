@@ -21,7 +21,7 @@ description:
     time, with a different shape per cloud. This module keeps one inventory shape for every cloud and
     the local lab, and computes one plan that check mode, diff mode and the real run all share.
 author:
-  - llmops.platform contributors
+  - llmops.platform maintainers (@llmops)
 extends_documentation_fragment:
   - llmops.platform.cluster
 attributes:

@@ -15,7 +15,7 @@ description:
   - Reports the cluster as the provider sees it, in the same shape as M(llmops.platform.gpu_cluster) returns.
   - Changes nothing; use it in reports, in plays that run without provisioning, and in DR drills.
 author:
-  - llmops.platform contributors
+  - llmops.platform maintainers (@llmops)
 extends_documentation_fragment:
   - llmops.platform.cluster
 attributes:

@@ -219,4 +219,3 @@ class LocalPodmanProvider(ClusterProvider):
         proc = self.podman.run("exec", container, "systemctl", "is-system-running", check=False)
         state = (proc.stdout or proc.stderr).strip() or "no answer"
         return state in READY_STATES, "systemd state: %s" % state
-

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The whole test suite, in order, failing fast. Installs what it needs first (scripts/bootstrap.sh).
+#   lint       ansible-lint --profile production
+#   sanity     ansible-test sanity on the collection
+#   unit       pytest tests/unit (real podman for the local provider)
+#   build      ansible-galaxy collection build + install, modules resolve by FQCN, docs render
+#   molecule   every scenario under molecule/ (podman driver, systemd Debian nodes)
+#   e2e        playbooks/site.yml on inventories/local twice (second run must change nothing), teardown
+# Run one stage with: scripts/test.sh unit   (several: scripts/test.sh lint unit)
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$LLMOPS_ROOT"
+
+ALL_STAGES=(lint sanity unit build molecule e2e)
+stages=("$@"); ((${#stages[@]})) || stages=("${ALL_STAGES[@]}")
+
+stage_lint() { ansible-lint; }
+
+stage_sanity() { bash scripts/sanity.sh; }
+
+stage_unit() { python -m pytest tests/unit -q -p no:cacheprovider; }
+
+stage_build() {
+  local out; out="$(mktemp -d)"
+  trap 'rm -rf "$out"' RETURN
+  ansible-galaxy collection build --force --output-path "$out/dist" . >/dev/null
+  ANSIBLE_COLLECTIONS_PATH="$out/installed" ansible-galaxy collection install --offline --no-deps --force \
+    -p "$out/installed" "$out"/dist/llmops-platform-*.tar.gz >/dev/null
+  if tar -tzf "$out"/dist/llmops-platform-*.tar.gz | grep -E '^(\.venv|serving_image|\.collections|scripts)/' ; then
+    echo "build: the artifact contains files build_ignore should have excluded" >&2; return 1
+  fi
+  local doc
+  for module in gpu_cluster gpu_cluster_info; do
+    doc="$(ANSIBLE_COLLECTIONS_PATH="$out/installed" ansible-doc "llmops.platform.$module")"
+    grep -q "EXAMPLES" <<<"$doc" && grep -q "RETURN VALUES" <<<"$doc" \
+      || { echo "build: ansible-doc llmops.platform.$module is incomplete" >&2; return 1; }
+  done
+  # The installed artifact (not the checkout) must resolve modules by FQCN in a real play.
+  (cd "$out" && env -u ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH="$out/installed" ansible localhost -c local \
+     -m llmops.platform.gpu_cluster_info -a "provider=local name=llmops-absent-cluster") | tee "$out/adhoc.log"
+  grep -q '"exists": false' "$out/adhoc.log"
+  # ...and it is the installed copy that answered, not this checkout.
+  (cd "$out" && env -u ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH="$out/installed" \
+     ansible-galaxy collection list llmops.platform) | grep -q "^# $out/installed/ansible_collections"
+  echo "build: artifact builds, installs, documents and runs its modules by FQCN"
+}
+
+stage_molecule() {
+  local scenario
+  for scenario in molecule/*/molecule.yml; do
+    scenario="$(basename "$(dirname "$scenario")")"
+    log "molecule scenario $scenario"
+    molecule test -s "$scenario"
+  done
+}
+
+recap_changes() {  # sum of changed= in a PLAY RECAP read from stdin
+  grep -Eo 'changed=[0-9]+' | cut -d= -f2 | awk '{ s += $1 } END { print s + 0 }'
+}
+
+stage_e2e() {
+  local log1 log2; log1="$(mktemp)"; log2="$(mktemp)"
+  trap 'rm -f "$log1" "$log2"' RETURN
+  ansible-playbook -i inventories/local playbooks/site.yml | tee "$log1"
+  ansible-playbook -i inventories/local playbooks/site.yml | tee "$log2"
+  local changes; changes="$(recap_changes < "$log2")"
+  if [[ "$changes" != 0 ]]; then
+    echo "e2e: the second run of site.yml changed $changes thing(s); it must change nothing" >&2; return 1
+  fi
+  grep -Eq 'node llmops-lab-gpu-1 \(gpu\) running' "$log2" || { echo "e2e: report lacks the GPU nodes" >&2; return 1; }
+  ansible-playbook -i inventories/local playbooks/teardown.yml
+  local left; left="$(podman ps -a --filter label=llmops.cluster=llmops-lab --format '{{.Names}}'; \
+                     podman network ls --filter label=llmops.cluster=llmops-lab --format '{{.Name}}')"
+  if [[ -n "$left" ]]; then echo "e2e: teardown left behind: $left" >&2; return 1; fi
+  echo "e2e: site.yml built the lab, second run changed nothing, teardown left nothing"
+}
+
+bash scripts/bootstrap.sh
+passed=0
+for stage in "${stages[@]}"; do
+  declare -F "stage_$stage" >/dev/null || { echo "unknown stage $stage (stages: ${ALL_STAGES[*]})" >&2; exit 2; }
+  log "stage $stage"
+  start=$SECONDS
+  if ! "stage_$stage"; then
+    log "stage $stage FAILED after $((SECONDS - start))s"
+    echo "stages: $passed passed, 1 failed"
+    exit 1
+  fi
+  log "stage $stage passed in $((SECONDS - start))s"
+  passed=$((passed + 1))
+done
+echo "stages: $passed passed, 0 failed"

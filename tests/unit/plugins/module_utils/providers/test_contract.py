@@ -1,0 +1,84 @@
+"""The ClusterProvider contract, checked for every registered provider.
+
+Static part: every provider implements the whole interface consistently. Behavioural part: the
+lifecycle every provider must follow (missing -> created -> scaled -> deleted, idempotent deletes,
+"not found" is None, waits that end), run against real backends: podman for `local`. Cloud providers
+add their harness (moto server, recorded REST exchanges) to HARNESSES when they arrive.
+"""
+import inspect
+
+import pytest
+
+from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import parse_cluster_spec
+from ansible_collections.llmops.platform.plugins.module_utils.errors import SpecError
+from ansible_collections.llmops.platform.plugins.module_utils.providers import PROVIDERS, get_provider
+from ansible_collections.llmops.platform.plugins.module_utils.providers.base import (
+    ClusterProvider, ClusterState, Node)
+from ansible_collections.llmops.platform.plugins.module_utils.reconcile import (
+    apply_plan, plan_absent, plan_present)
+
+ALL_FIELDS = {"count", "min_count", "max_count", "instance_types", "gpu", "labels", "taints",
+              "capacity_type", "disk_size_gb", "image"}
+
+
+@pytest.mark.parametrize("name", sorted(PROVIDERS))
+def test_provider_implements_the_interface(name):
+    cls = PROVIDERS[name]
+    assert issubclass(cls, ClusterProvider)
+    assert cls.name == name
+    assert not inspect.isabstract(cls), "abstract methods left: %s" % cls.__abstractmethods__
+    assert set(cls.reported_pool_fields) <= ALL_FIELDS
+    # What a provider can update in place it must also report, or it could never see it is done.
+    assert set(cls.updatable_pool_fields) <= set(cls.reported_pool_fields)
+
+
+def test_unknown_provider_names_the_field_and_the_choices():
+    with pytest.raises(SpecError) as err:
+        get_provider("openstack")
+    assert err.value.field == "provider"
+    assert "local" in str(err.value)
+
+
+def local_harness(node_image):
+    return get_provider("local"), node_image
+
+
+HARNESSES = {"local": local_harness}
+
+
+@pytest.mark.parametrize("name", sorted(HARNESSES))
+def test_lifecycle(name, node_image, cluster_name):
+    assert set(HARNESSES) == set(PROVIDERS), "every provider needs a contract harness"
+    provider, image = HARNESSES[name](node_image)
+
+    spec = parse_cluster_spec({"name": cluster_name, "node_pools": [
+        {"name": "gpu", "count": 1, "image": image, "gpu": {"type": "nvidia-t4"}, "labels": {"role": "gpu"}}]})
+    provider.validate(spec)
+    assert provider.get_cluster(cluster_name) is None
+    assert provider.list_nodes(cluster_name) == []
+
+    apply_plan(plan_present(spec, None, provider), spec, provider)
+    provider.wait_for_cluster(cluster_name, "present", timeout=120)
+    state = provider.get_cluster(cluster_name)
+    assert isinstance(state, ClusterState)
+    assert state.node_pools["gpu"].count == 1
+    assert state.node_pools["gpu"].gpu.type == "nvidia-t4"
+    assert state.node_pools["gpu"].labels == {"role": "gpu"}
+    assert not plan_present(spec, state, provider).changed, "state read back must match what was created"
+
+    spec.node_pools[0].count = 2
+    plan = plan_present(spec, state, provider)
+    assert plan.describe() == ["update_node_pool node_pool/gpu (count: 1 -> 2)"]
+    apply_plan(plan, spec, provider)
+    provider.wait_for_cluster(cluster_name, "present", timeout=120)
+    nodes = provider.list_nodes(cluster_name)
+    assert [n.name for n in nodes] == sorted(n.name for n in nodes)
+    assert all(isinstance(n, Node) and n.pool == "gpu" and n.status == "running" for n in nodes)
+    assert len(nodes) == 2 and all(n.connection["ansible_connection"] for n in nodes)
+
+    apply_plan(plan_absent(cluster_name, provider.get_cluster(cluster_name)), spec, provider)
+    provider.wait_for_cluster(cluster_name, "absent", timeout=60)
+    assert provider.get_cluster(cluster_name) is None
+    # Deleting what is already gone is a no-op, not an error.
+    provider.delete_node_pool(cluster_name, "gpu")
+    provider.delete_cluster(cluster_name)
