@@ -6,11 +6,12 @@
 #   .collections     links llmops.platform to this checkout so FQCNs resolve
 #   lab images       scripts/build-lab-images.sh (cached)
 set -euo pipefail
+# shellcheck source=scripts/env.sh
 source "$(dirname "$0")/env.sh"
 cd "$LLMOPS_ROOT"
 
 DEBIAN_PACKAGES=(podman runc debootstrap uidmap slirp4netns containernetworking-plugins iptables
-                 python3 python3-venv python3-dev gcc git ca-certificates prometheus)
+                 python3 python3-venv python3-dev gcc git ca-certificates shellcheck)
 
 install_debian_packages() {
   local missing=()
@@ -20,11 +21,7 @@ install_debian_packages() {
   if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-  # Debian's prometheus package starts a service we do not want on a CI or lab host; we use promtool.
-  if systemctl is-enabled prometheus >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
-    systemctl disable --now prometheus >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
 

@@ -5,6 +5,7 @@
 # No container registry is involved. An image is rebuilt only when its recipe changed
 # (its hash is stored as an image label) or when --force is given.
 set -euo pipefail
+# shellcheck source=scripts/env.sh
 source "$(dirname "$0")/env.sh"
 
 force=false

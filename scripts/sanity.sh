@@ -3,6 +3,7 @@
 # .../ansible_collections/<namespace>/<name>/, so the tracked (and new, not ignored) files are copied
 # there first; serving_image/ is not Ansible content (see galaxy.yml build_ignore) and is left out.
 set -euo pipefail
+# shellcheck source=scripts/env.sh
 source "$(dirname "$0")/env.sh"
 # Outside the checkout: inside it, git would hide the copy from ansible-test (.build is ignored).
 dest="/var/tmp/llmops-sanity-$(echo "$LLMOPS_ROOT" | sha256sum | cut -c1-8)/ansible_collections/llmops/platform"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job: install what is needed, then run playbooks/site.yml on the local lab.
-# Extra arguments go to ansible-playbook (e.g. --check --diff, -e @my-vars.yml, or
-# `-i inventories/aws/dev` once cloud inventories exist).
+# Extra arguments go to ansible-playbook (e.g. --check --diff, -e @my-vars.yml); another inventory with
+# LLMOPS_INVENTORY=inventories/aws/dev once cloud inventories exist.
 set -euo pipefail
+# shellcheck source=scripts/env.sh
 source "$(dirname "$0")/env.sh"
 bash "$LLMOPS_ROOT/scripts/bootstrap.sh"
 cd "$LLMOPS_ROOT"
-exec ansible-playbook -i inventories/local playbooks/site.yml "$@"
+exec ansible-playbook -i "${LLMOPS_INVENTORY:-inventories/local}" playbooks/site.yml "$@"

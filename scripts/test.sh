@@ -8,6 +8,7 @@
 #   e2e        playbooks/site.yml on inventories/local twice (second run must change nothing), teardown
 # Run one stage with: scripts/test.sh unit   (several: scripts/test.sh lint unit)
 set -euo pipefail
+# shellcheck source=scripts/env.sh
 source "$(dirname "$0")/env.sh"
 cd "$LLMOPS_ROOT"
 
@@ -32,8 +33,9 @@ stage_build() {
   local doc
   for module in gpu_cluster gpu_cluster_info; do
     doc="$(ANSIBLE_COLLECTIONS_PATH="$out/installed" ansible-doc "llmops.platform.$module")"
-    grep -q "EXAMPLES" <<<"$doc" && grep -q "RETURN VALUES" <<<"$doc" \
-      || { echo "build: ansible-doc llmops.platform.$module is incomplete" >&2; return 1; }
+    if ! grep -q "EXAMPLES" <<<"$doc" || ! grep -q "RETURN VALUES" <<<"$doc"; then
+      echo "build: ansible-doc llmops.platform.$module is incomplete" >&2; return 1
+    fi
   done
   # The installed artifact (not the checkout) must resolve modules by FQCN in a real play.
   (cd "$out" && env -u ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH="$out/installed" ansible localhost -c local \

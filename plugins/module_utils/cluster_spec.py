@@ -49,6 +49,8 @@ class NodePoolSpec:
     capacity_type: str = "on_demand"
     disk_size_gb: Optional[int] = None
     image: Optional[str] = None
+    # Desired run state. Only providers that list "status" in updatable_pool_fields act on it.
+    status: str = "running"
 
     def summary(self):
         """Plain dict for results and diffs (stable key order, no None noise)."""

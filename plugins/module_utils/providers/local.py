@@ -66,10 +66,11 @@ def _node_name(cluster, pool, index):
 
 class LocalPodmanProvider(ClusterProvider):
     name = "local"
-    updatable_pool_fields = frozenset(["count"])
+    # "status" lets a run start nodes that are stopped (e.g. after the host rebooted).
+    updatable_pool_fields = frozenset(["count", "status"])
     #: what a pool label set records; other NodePoolSpec fields (instance types, disk, capacity type,
     #: autoscaling bounds) have no meaning on one machine and are accepted but not compared.
-    reported_pool_fields = ("count", "gpu", "labels", "taints", "image")
+    reported_pool_fields = ("count", "status", "gpu", "labels", "taints", "image")
 
     def __init__(self, options=None):
         super(LocalPodmanProvider, self).__init__(options)
@@ -116,7 +117,7 @@ class LocalPodmanProvider(ClusterProvider):
             running = sum(1 for c in members if c.get("State") == "running")
             state.node_pools[pool] = NodePoolState(
                 name=pool,
-                status="running" if running == len(members) else "degraded",
+                status="running" if running == len(members) else "stopped",
                 count=len(members),
                 gpu=GpuSpec(**gpu) if gpu else None,
                 labels=recorded.get("labels") or {},
@@ -124,7 +125,7 @@ class LocalPodmanProvider(ClusterProvider):
                 image=recorded.get("image"),
             )
         if any(p.status != "running" for p in state.node_pools.values()):
-            state.status = "degraded"
+            state.status = "stopped"
         return state
 
     def list_nodes(self, name):
@@ -167,8 +168,13 @@ class LocalPodmanProvider(ClusterProvider):
         unsupported = set(changes) - self.updatable_pool_fields
         if unsupported:
             raise ProviderError("local provider cannot change %s in place" % ", ".join(sorted(unsupported)))
-        current, desired = changes["count"]
-        self._scale(spec, pool, current, desired)
+        if "count" in changes:
+            current, desired = changes["count"]
+            self._scale(spec, pool, current, desired)
+        if "status" in changes:
+            for c in self._containers(spec.name):
+                if c["Labels"].get(LABEL_POOL) == pool.name and c.get("State") != "running":
+                    self.podman.run("start", c["Names"][0])
 
     def delete_node_pool(self, cluster_name, pool_name):
         for c in self._containers(cluster_name):
@@ -216,6 +222,9 @@ class LocalPodmanProvider(ClusterProvider):
                      timeout, interval=1)
 
     def _node_ready(self, container):
+        state = self.podman.json("container", "inspect", container)[0].get("State", {})
+        if not state.get("Running"):
+            return False, "container %s" % (state.get("Status") or "not running")
         proc = self.podman.run("exec", container, "systemctl", "is-system-running", check=False)
         state = (proc.stdout or proc.stderr).strip() or "no answer"
         return state in READY_STATES, "systemd state: %s" % state

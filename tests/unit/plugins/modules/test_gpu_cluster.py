@@ -54,6 +54,13 @@ def test_create_is_idempotent_then_scales_and_deletes(run_module, cluster_name, 
     assert scaled["changed"] is True
     assert containers(cluster_name) == ["%s-gpu-1" % cluster_name, "%s-gpu-2" % cluster_name]
 
+    # A stopped node (e.g. after a host reboot) is started again, and that is a change.
+    subprocess.run(["podman", "stop", "-t", "0", "%s-gpu-2" % cluster_name], check=True, capture_output=True)
+    restarted = run_module(gpu_cluster.main, args(cluster_name, node_image, count=2))
+    assert restarted["changed"] is True
+    assert restarted["actions"] == ["update_node_pool node_pool/gpu (status: 'stopped' -> 'running')"]
+    assert {n["status"] for n in restarted["nodes"]} == {"running"}
+
     changed_image = run_module(gpu_cluster.main, args(cluster_name, "localhost/llmops/debian:bookworm", count=2))
     assert changed_image["changed"] is False
     assert "cannot be changed in place" in changed_image["not_updatable"][0]

@@ -17,7 +17,7 @@ from ansible_collections.llmops.platform.plugins.module_utils.providers.base imp
 from ansible_collections.llmops.platform.plugins.module_utils.reconcile import (
     apply_plan, plan_absent, plan_present)
 
-ALL_FIELDS = {"count", "min_count", "max_count", "instance_types", "gpu", "labels", "taints",
+ALL_FIELDS = {"status", "count", "min_count", "max_count", "instance_types", "gpu", "labels", "taints",
               "capacity_type", "disk_size_gb", "image"}
 
 
