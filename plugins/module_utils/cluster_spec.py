@@ -43,6 +43,7 @@ class NodePoolSpec:
     min_count: Optional[int] = None
     max_count: Optional[int] = None
     instance_types: List[str] = field(default_factory=list)
+    zones: List[str] = field(default_factory=list)
     gpu: Optional[GpuSpec] = None
     labels: Dict[str, str] = field(default_factory=dict)
     taints: List[Taint] = field(default_factory=list)
@@ -145,6 +146,7 @@ def parse_node_pool(raw, index):
         min_count=min_count,
         max_count=max_count,
         instance_types=[str(t) for t in raw.get("instance_types") or []],
+        zones=[str(z) for z in raw.get("zones") or []],
         gpu=_parse_gpu(raw.get("gpu"), where + ".gpu"),
         labels={str(k): str(v) for k, v in labels.items()},
         taints=_parse_taints(raw.get("taints"), where + ".taints"),

@@ -17,6 +17,8 @@ from typing import Dict, List, Tuple
 # Fields compared with the reported state: the provider's reported_pool_fields for pools. A field the
 # spec leaves unset (None/empty) is not compared, so "I don't care" never shows up as drift.
 CLUSTER_FIELDS = ("kubernetes_version",)
+# Lists of candidates: the pool matches when what it runs is among them.
+SATISFIED_BY_SUBSET = ("instance_types", "zones")
 
 
 @dataclass
@@ -53,6 +55,9 @@ def _differences(desired, current, fields):
         if want is None or want == [] or want == {}:
             continue
         have = getattr(current, name, None)
+        if name in SATISFIED_BY_SUBSET and have and set(have) <= set(want):
+            # A pool runs one of the candidates it was given (capacity fallback chose it): no drift.
+            continue
         if want != have:
             diffs[name] = (have, want)
     return diffs

@@ -64,7 +64,14 @@ options:
         description: Upper autoscaling bound, where the provider autoscales.
         type: int
       instance_types:
-        description: Instance types / machine types / VM sizes to try, in order of preference.
+        description:
+          - Instance types / machine types / VM sizes to try, in order of preference. When the first has no
+            capacity, the next is tried, and RV(events) says which one the pool got.
+          - Leave it out to let the GPU catalog choose from O(node_pools[].gpu).
+        type: list
+        elements: str
+      zones:
+        description: Zones to place the pool in, in order of preference (capacity fallback walks them too).
         type: list
         elements: str
       gpu:
@@ -120,6 +127,11 @@ options:
     description: Tags / labels put on the cluster's cloud resources.
     type: dict
     default: {}
+  kubeconfig:
+    description:
+      - Path of a kubeconfig file to write (mode 0600) for the cluster, for M(kubernetes.core.k8s) and
+        friends. Written only when its content changes; ignored by providers without a Kubernetes API (C(local)).
+    type: path
   wait:
     description: Wait until the cluster and every node are ready (or gone, with O(state=absent)).
     type: bool
@@ -207,7 +219,22 @@ not_updatable:
   returned: always
   type: list
   elements: str
+events:
+  description: Notable things that happened, such as a capacity fallback to the next instance type or zone.
+  returned: always
+  type: list
+  elements: str
+  sample: ["node_pool/gpu: g6.xlarge had no capacity in us-east-1a; using g6.2xlarge"]
+kubeconfig:
+  description: Path of the kubeconfig written, when the provider has a Kubernetes API and O(kubeconfig) was set.
+  returned: when written or unchanged
+  type: str
 """
+
+import json
+import os
+import stat
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -224,6 +251,7 @@ NODE_POOL_OPTIONS = dict(
     min_count=dict(type="int"),
     max_count=dict(type="int"),
     instance_types=dict(type="list", elements="str"),
+    zones=dict(type="list", elements="str"),
     gpu=dict(type="dict", options=dict(type=dict(type="str", required=True), count=dict(type="int", default=1))),
     labels=dict(type="dict"),
     taints=dict(type="list", elements="dict", options=dict(
@@ -246,6 +274,7 @@ ARGUMENT_SPEC = dict(
     node_pools=dict(type="list", elements="dict", default=[], options=NODE_POOL_OPTIONS),
     purge_node_pools=dict(type="bool", default=False),
     tags=dict(type="dict", default={}),
+    kubeconfig=dict(type="path"),
     wait=dict(type="bool", default=True),
     wait_timeout=dict(type="int", default=600),
 )
@@ -281,15 +310,45 @@ def run(module):
         changed=plan.changed,
         actions=plan.describe(),
         not_updatable=plan.not_updatable,
+        events=provider.events,
         cluster=after.summary() if after else {},
         nodes=[n.as_dict() for n in nodes],
     )
+    if params["kubeconfig"] and after is not None and not module.check_mode:
+        config = provider.kubeconfig(spec.name)
+        if config is not None:
+            result["kubeconfig"] = params["kubeconfig"]
+            result["changed"] |= write_private_file(module, params["kubeconfig"], config)
     if module._diff:
         result["diff"] = dict(
             before=before.summary() if before else {},
             after=_expected_after(spec, params["state"]) if module.check_mode else (after.summary() if after else {}),
         )
     return result
+
+
+def write_private_file(module, path, data):
+    """Write YAML-compatible JSON to `path` with mode 0600, atomically; return whether it changed.
+
+    Kubeconfigs carry credentials, so the content is never put in the result or the diff.
+    """
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    if os.path.exists(path):
+        with open(path) as handle:
+            if handle.read() == text and stat.S_IMODE(os.stat(path).st_mode) == 0o600:
+                return False
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".kubeconfig-")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        module.atomic_move(tmp, path)
+        os.chmod(path, 0o600)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return True
 
 
 def _expected_after(spec, state):

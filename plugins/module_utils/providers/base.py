@@ -33,6 +33,7 @@ class NodePoolState:
     min_count: Optional[int] = None
     max_count: Optional[int] = None
     instance_types: List[str] = field(default_factory=list)
+    zones: List[str] = field(default_factory=list)
     gpu: Optional[GpuSpec] = None
     labels: Dict[str, str] = field(default_factory=dict)
     taints: List[Taint] = field(default_factory=list)
@@ -42,6 +43,24 @@ class NodePoolState:
 
     def summary(self):
         return {k: v for k, v in asdict(self).items() if v not in (None, [], {})}
+
+
+@dataclass
+class CapacityOffer:
+    """One place where GPUs of a type can be had, with the account's quota there when the cloud says."""
+
+    region: str
+    instance_type: str
+    gpus_per_node: int
+    zone: Optional[str] = None
+    # Quota that limits this shape: name as the cloud calls it, limit and current usage in `unit`.
+    quota_name: Optional[str] = None
+    quota_limit: Optional[float] = None
+    quota_used: Optional[float] = None
+    quota_unit: Optional[str] = None
+
+    def as_dict(self):
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass
@@ -93,11 +112,17 @@ class ClusterProvider(abc.ABC):
     #: ClusterSpec fields this provider can change on an existing cluster.
     updatable_cluster_fields = frozenset()
     #: NodePoolSpec fields the provider reports back in NodePoolState, hence compared for drift.
-    reported_pool_fields = ("count", "min_count", "max_count", "instance_types", "gpu", "labels", "taints",
-                            "capacity_type", "disk_size_gb", "image")
+    reported_pool_fields = ("count", "min_count", "max_count", "instance_types", "zones", "gpu", "labels",
+                            "taints", "capacity_type", "disk_size_gb", "image")
 
     def __init__(self, options=None):
         self.options = dict(options or {})
+        # Things worth telling the user that are not errors, e.g. "g6.xlarge had no capacity in
+        # us-east-1a; node_pool/gpu uses g6.2xlarge". Returned by the module as `events`.
+        self.events = []
+
+    def record(self, message):
+        self.events.append(message)
 
     def validate(self, spec):
         """Provider-specific checks on a ClusterSpec; raise SpecError naming the field."""
@@ -137,3 +162,12 @@ class ClusterProvider(abc.ABC):
     @abc.abstractmethod
     def list_nodes(self, name):
         """Return the cluster's nodes as a list of Node, sorted by name."""
+
+    def kubeconfig(self, name):
+        """A kubeconfig (as a dict) that reaches the cluster's API, or None where there is none (local)."""
+        return None
+
+    def gpu_capacity(self, gpu_type, count, regions):
+        """Where nodes with `count` GPUs of `gpu_type` can be had: a list of CapacityOffer for `regions`
+        (the provider's configured region when empty)."""
+        raise NotImplementedError("the %s provider does not report GPU capacity" % self.name)

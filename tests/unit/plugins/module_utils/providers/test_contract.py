@@ -17,7 +17,7 @@ from ansible_collections.llmops.platform.plugins.module_utils.providers.base imp
 from ansible_collections.llmops.platform.plugins.module_utils.reconcile import (
     apply_plan, plan_absent, plan_present)
 
-ALL_FIELDS = {"status", "count", "min_count", "max_count", "instance_types", "gpu", "labels", "taints",
+ALL_FIELDS = {"status", "count", "min_count", "max_count", "instance_types", "zones", "gpu", "labels", "taints",
               "capacity_type", "disk_size_gb", "image"}
 
 
@@ -39,27 +39,42 @@ def test_unknown_provider_names_the_field_and_the_choices():
     assert "local" in str(err.value)
 
 
-def local_harness(node_image):
-    return get_provider("local"), node_image
+class Harness(object):
+    """What the lifecycle test needs from a backend: a provider wired to it, plus the cluster-level
+    and pool-level settings that backend requires (a region for clouds, an image for local)."""
+
+    def __init__(self, provider, cluster=None, pool=None):
+        self.provider, self.cluster, self.pool = provider, dict(cluster or {}), dict(pool or {})
 
 
+def local_harness(request):
+    return Harness(get_provider("local"), pool={"image": request.getfixturevalue("node_image")})
+
+
+# provider name -> function(pytest request) returning a Harness. Cloud harnesses start their
+# backend (moto server, recorded-exchange server) through fixtures requested here.
 HARNESSES = {"local": local_harness}
 
 
 @pytest.mark.parametrize("name", sorted(HARNESSES))
-def test_lifecycle(name, node_image, cluster_name):
+def test_lifecycle(name, request, cluster_name):
     assert set(HARNESSES) == set(PROVIDERS), "every provider needs a contract harness"
-    provider, image = HARNESSES[name](node_image)
+    harness = HARNESSES[name](request)
+    provider = harness.provider
 
-    spec = parse_cluster_spec({"name": cluster_name, "node_pools": [
-        {"name": "gpu", "count": 1, "image": image, "gpu": {"type": "nvidia-t4"}, "labels": {"role": "gpu"}}]})
+    pool = {"name": "gpu", "count": 1, "gpu": {"type": "nvidia-t4"}, "labels": {"role": "gpu"}}
+    pool.update(harness.pool)
+    raw = {"name": cluster_name, "node_pools": [pool]}
+    raw.update(harness.cluster)
+    spec = parse_cluster_spec(raw)
+    cluster = spec.name  # a harness may fix the name (recorded exchanges are keyed on it)
     provider.validate(spec)
-    assert provider.get_cluster(cluster_name) is None
-    assert provider.list_nodes(cluster_name) == []
+    assert provider.get_cluster(cluster) is None
+    assert provider.list_nodes(cluster) == []
 
     apply_plan(plan_present(spec, None, provider), spec, provider)
-    provider.wait_for_cluster(cluster_name, "present", timeout=120)
-    state = provider.get_cluster(cluster_name)
+    provider.wait_for_cluster(cluster, "present", timeout=120)
+    state = provider.get_cluster(cluster)
     assert isinstance(state, ClusterState)
     assert state.node_pools["gpu"].count == 1
     assert state.node_pools["gpu"].gpu.type == "nvidia-t4"
@@ -70,15 +85,15 @@ def test_lifecycle(name, node_image, cluster_name):
     plan = plan_present(spec, state, provider)
     assert plan.describe() == ["update_node_pool node_pool/gpu (count: 1 -> 2)"]
     apply_plan(plan, spec, provider)
-    provider.wait_for_cluster(cluster_name, "present", timeout=120)
-    nodes = provider.list_nodes(cluster_name)
+    provider.wait_for_cluster(cluster, "present", timeout=120)
+    nodes = provider.list_nodes(cluster)
     assert [n.name for n in nodes] == sorted(n.name for n in nodes)
     assert all(isinstance(n, Node) and n.pool == "gpu" and n.status == "running" for n in nodes)
     assert len(nodes) == 2 and all(n.connection["ansible_connection"] for n in nodes)
 
-    apply_plan(plan_absent(cluster_name, provider.get_cluster(cluster_name)), spec, provider)
-    provider.wait_for_cluster(cluster_name, "absent", timeout=60)
-    assert provider.get_cluster(cluster_name) is None
+    apply_plan(plan_absent(cluster, provider.get_cluster(cluster)), spec, provider)
+    provider.wait_for_cluster(cluster, "absent", timeout=60)
+    assert provider.get_cluster(cluster) is None
     # Deleting what is already gone is a no-op, not an error.
-    provider.delete_node_pool(cluster_name, "gpu")
-    provider.delete_cluster(cluster_name)
+    provider.delete_node_pool(cluster, "gpu")
+    provider.delete_cluster(cluster)
