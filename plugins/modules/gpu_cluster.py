@@ -23,7 +23,7 @@ description:
 author:
   - llmops.platform maintainers (@llmops)
 extends_documentation_fragment:
-  - llmops.platform.cluster
+  - llmops.platform.provider
 attributes:
   check_mode:
     support: full
@@ -32,6 +32,12 @@ attributes:
     support: full
     description: Shows the cluster summary before and after.
 options:
+  name:
+    description:
+      - Name of the cluster. 1-40 lower-case letters, digits and dashes, starting with a letter.
+      - Node names are derived from it.
+    type: str
+    required: true
   state:
     description:
       - V(present) creates or updates the cluster; V(absent) deletes it with all its node pools.
@@ -240,7 +246,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import parse_cluster_spec
 from ansible_collections.llmops.platform.plugins.module_utils.errors import LlmopsError
-from ansible_collections.llmops.platform.plugins.module_utils.providers import get_provider
+from ansible_collections.llmops.platform.plugins.module_utils.providers import get_provider, provider_names
 from ansible_collections.llmops.platform.plugins.module_utils.reconcile import (
     apply_plan, plan_absent, plan_present)
 
@@ -265,7 +271,7 @@ NODE_POOL_OPTIONS = dict(
 )
 
 ARGUMENT_SPEC = dict(
-    provider=dict(type="str", required=True, choices=["local"]),
+    provider=dict(type="str", required=True, choices=provider_names()),
     provider_options=dict(type="dict", default={}),
     name=dict(type="str", required=True),
     region=dict(type="str"),
@@ -283,7 +289,8 @@ ARGUMENT_SPEC = dict(
 def run(module):
     params = module.params
     spec = parse_cluster_spec(params)
-    provider = get_provider(params["provider"], params["provider_options"])
+    provider = get_provider(params["provider"], params["provider_options"], params["region"])
+    provider.operation_timeout = params["wait_timeout"]
     if params["state"] == "present":
         provider.validate(spec)
 

@@ -17,7 +17,14 @@ description:
 author:
   - llmops.platform maintainers (@llmops)
 extends_documentation_fragment:
-  - llmops.platform.cluster
+  - llmops.platform.provider
+options:
+  name:
+    description:
+      - Name of the cluster. 1-40 lower-case letters, digits and dashes, starting with a letter.
+      - Node names are derived from it.
+    type: str
+    required: true
 attributes:
   check_mode:
     support: full
@@ -58,10 +65,10 @@ nodes:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmops.platform.plugins.module_utils.errors import LlmopsError
-from ansible_collections.llmops.platform.plugins.module_utils.providers import get_provider
+from ansible_collections.llmops.platform.plugins.module_utils.providers import get_provider, provider_names
 
 ARGUMENT_SPEC = dict(
-    provider=dict(type="str", required=True, choices=["local"]),
+    provider=dict(type="str", required=True, choices=provider_names()),
     provider_options=dict(type="dict", default={}),
     name=dict(type="str", required=True),
     region=dict(type="str"),
@@ -71,7 +78,7 @@ ARGUMENT_SPEC = dict(
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
-        provider = get_provider(module.params["provider"], module.params["provider_options"])
+        provider = get_provider(module.params["provider"], module.params["provider_options"], module.params["region"])
         state = provider.get_cluster(module.params["name"])
         nodes = provider.list_nodes(module.params["name"]) if state else []
     except LlmopsError as exc:

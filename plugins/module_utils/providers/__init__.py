@@ -13,9 +13,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.llmops.platform.plugins.module_utils.errors import SpecError
+from ansible_collections.llmops.platform.plugins.module_utils.providers.aws import AwsProvider
 from ansible_collections.llmops.platform.plugins.module_utils.providers.local import LocalPodmanProvider
 
 PROVIDERS = {
+    AwsProvider.name: AwsProvider,
     LocalPodmanProvider.name: LocalPodmanProvider,
 }
 
@@ -24,11 +26,11 @@ def provider_names():
     return sorted(PROVIDERS)
 
 
-def get_provider(name, options=None):
+def get_provider(name, options=None, region=None):
     if name not in PROVIDERS:
         raise SpecError(
             "provider",
             "unknown provider %r" % (name,),
             hint="use one of: %s" % ", ".join(provider_names()),
         )
-    return PROVIDERS[name](options)
+    return PROVIDERS[name](options, region)

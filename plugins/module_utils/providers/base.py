@@ -115,8 +115,13 @@ class ClusterProvider(abc.ABC):
     reported_pool_fields = ("count", "min_count", "max_count", "instance_types", "zones", "gpu", "labels",
                             "taints", "capacity_type", "disk_size_gb", "image")
 
-    def __init__(self, options=None):
+    def __init__(self, options=None, region=None):
         self.options = dict(options or {})
+        if region:
+            self.options.setdefault("region", region)
+        # Upper bound for each long-running operation a provider waits on internally (e.g. EKS must
+        # finish a cluster before node groups can be added). The module sets it from wait_timeout.
+        self.operation_timeout = 1800
         # Things worth telling the user that are not errors, e.g. "g6.xlarge had no capacity in
         # us-east-1a; node_pool/gpu uses g6.2xlarge". Returned by the module as `events`.
         self.events = []
@@ -167,7 +172,7 @@ class ClusterProvider(abc.ABC):
         """A kubeconfig (as a dict) that reaches the cluster's API, or None where there is none (local)."""
         return None
 
-    def gpu_capacity(self, gpu_type, count, regions):
+    def gpu_capacity(self, gpu_type, count, regions, capacity_type="on_demand"):
         """Where nodes with `count` GPUs of `gpu_type` can be had: a list of CapacityOffer for `regions`
-        (the provider's configured region when empty)."""
+        (the provider's configured region when empty), with the quota that applies to `capacity_type`."""
         raise NotImplementedError("the %s provider does not report GPU capacity" % self.name)

@@ -72,8 +72,8 @@ class LocalPodmanProvider(ClusterProvider):
     #: autoscaling bounds) have no meaning on one machine and are accepted but not compared.
     reported_pool_fields = ("count", "status", "gpu", "labels", "taints", "image")
 
-    def __init__(self, options=None):
-        super(LocalPodmanProvider, self).__init__(options)
+    def __init__(self, options=None, region=None):
+        super(LocalPodmanProvider, self).__init__(options, region)
         self.podman = Podman(self.options.get("podman_executable") or "podman")
 
     # -- naming -----------------------------------------------------------------------------------

@@ -43,17 +43,26 @@ class Harness(object):
     """What the lifecycle test needs from a backend: a provider wired to it, plus the cluster-level
     and pool-level settings that backend requires (a region for clouds, an image for local)."""
 
-    def __init__(self, provider, cluster=None, pool=None):
+    def __init__(self, provider, cluster=None, pool=None, after_change=None):
         self.provider, self.cluster, self.pool = provider, dict(cluster or {}), dict(pool or {})
+        # Called with the cluster name after each change, for backends that need a nudge to do what
+        # the cloud does by itself (e.g. launch the instances of a scaled node group in moto).
+        self.after_change = after_change or (lambda name: None)
 
 
 def local_harness(request):
     return Harness(get_provider("local"), pool={"image": request.getfixturevalue("node_image")})
 
 
+def aws_harness(request):
+    backend = request.getfixturevalue("aws_backend")
+    return Harness(get_provider("aws", backend.provider_options(), "us-east-1"),
+                   cluster={"region": "us-east-1"}, after_change=backend.sync_nodes)
+
+
 # provider name -> function(pytest request) returning a Harness. Cloud harnesses start their
 # backend (moto server, recorded-exchange server) through fixtures requested here.
-HARNESSES = {"local": local_harness}
+HARNESSES = {"aws": aws_harness, "local": local_harness}
 
 
 @pytest.mark.parametrize("name", sorted(HARNESSES))
@@ -73,6 +82,7 @@ def test_lifecycle(name, request, cluster_name):
     assert provider.list_nodes(cluster) == []
 
     apply_plan(plan_present(spec, None, provider), spec, provider)
+    harness.after_change(cluster)
     provider.wait_for_cluster(cluster, "present", timeout=120)
     state = provider.get_cluster(cluster)
     assert isinstance(state, ClusterState)
@@ -85,6 +95,7 @@ def test_lifecycle(name, request, cluster_name):
     plan = plan_present(spec, state, provider)
     assert plan.describe() == ["update_node_pool node_pool/gpu (count: 1 -> 2)"]
     apply_plan(plan, spec, provider)
+    harness.after_change(cluster)
     provider.wait_for_cluster(cluster, "present", timeout=120)
     nodes = provider.list_nodes(cluster)
     assert [n.name for n in nodes] == sorted(n.name for n in nodes)

@@ -8,31 +8,31 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # Options shared by every module that addresses a cluster through a provider.
+    # Options shared by every module that talks to a cloud (or the local lab) through a provider.
     DOCUMENTATION = r"""
 options:
   provider:
     description:
       - Which implementation of the cluster provider interface to use.
+      - C(aws) builds an EKS cluster with one managed node group per node pool.
       - C(local) runs the cluster on this host as a podman network with one systemd container per node.
     type: str
     required: true
-    choices: [local]
+    choices: [aws, local]
   provider_options:
     description:
       - Provider-specific settings.
       - "For C(local): C(podman_executable) (default V(podman)), C(network) (default V(<name>-net)),
         C(subnet) (CIDR for the lab network), C(memory) (memory limit per node container, e.g. V(2g))."
+      - "For C(aws): C(cluster_role_arn), C(node_role_arn) and C(subnet_ids) (required to create);
+        C(security_group_ids), C(node_subnet_ids), C(ami_type), C(gpu_ami_type) (default V(AL2023_x86_64_NVIDIA));
+        credentials C(access_key)/C(secret_key)/C(session_token) or C(profile), else the usual AWS
+        environment variables and files (an AWX Amazon Web Services credential sets them);
+        C(endpoint_url) for an alternative endpoint; C(poll_interval) seconds between status checks (default 15)."
     type: dict
     default: {}
-  name:
-    description:
-      - Name of the cluster. 1-40 lower-case letters, digits and dashes, starting with a letter.
-      - Node names are derived from it.
-    type: str
-    required: true
   region:
     description:
-      - Cloud region the cluster lives in. Ignored by the C(local) provider.
+      - Cloud region. Required by the cloud providers; ignored by C(local).
     type: str
 """

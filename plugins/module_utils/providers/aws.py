@@ -1,0 +1,477 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to llmops.platform
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""AWS: an EKS cluster with one managed node group per node pool, through boto3.
+
+- Throttling and transient errors are retried by botocore's "standard" retry mode (capped exponential
+  backoff with jitter); "an update is already in progress" (ResourceInUseException) is retried by us.
+- GPU pools take their instance types from the GPU catalog unless the inventory names them. Before a
+  node group is created, types that are not offered in the pool's zones are skipped; a node group that
+  fails to launch for lack of capacity is deleted and the next type is tried. Both are recorded as
+  events, so the user learns which type the pool got.
+- Waits use the EKS waiters, bounded by the module's wait_timeout.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+try:
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+    HAS_BOTO3 = True
+except ImportError:  # pragma: no cover - exercised only where boto3 is missing
+    HAS_BOTO3 = False
+
+from ansible_collections.llmops.platform.plugins.module_utils import gpu_catalog
+from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import GpuSpec, Taint
+from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError, WaitTimeout
+from ansible_collections.llmops.platform.plugins.module_utils.providers.base import (
+    CapacityOffer, ClusterProvider, ClusterState, Node, NodePoolState)
+from ansible_collections.llmops.platform.plugins.module_utils.retry import call_with_retry
+
+# EKS spells taint effects and capacity types its own way.
+EFFECT_TO_EKS = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}
+EFFECT_FROM_EKS = dict((v, k) for k, v in EFFECT_TO_EKS.items())
+CAPACITY_TO_EKS = {"on_demand": "ON_DEMAND", "spot": "SPOT"}
+CAPACITY_FROM_EKS = dict((v, k) for k, v in CAPACITY_TO_EKS.items())
+
+# Node group health issues and API errors that mean "no capacity for this type here", not "broken".
+CAPACITY_MARKERS = ("InsufficientInstanceCapacity", "InsufficientCapacity", "Unsupported", "SpotMaxPriceTooLow",
+                    "MaxSpotInstanceCountExceeded")
+
+# Service Quotas codes that bound GPU instances, in vCPUs (one quota per instance family letter).
+QUOTA_CODES = {
+    ("G", "on_demand"): ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    ("P", "on_demand"): ("L-417A185B", "Running On-Demand P instances"),
+    ("G", "spot"): ("L-3819A6DF", "All G and VT Spot Instance Requests"),
+    ("P", "spot"): ("L-7212CCBC", "All P Spot Instance Requests"),
+}
+
+HINTS = {
+    "AccessDeniedException": "the credentials need the eks:*, ec2:Describe* and iam:PassRole permissions listed in docs/clouds.md",
+    "UnrecognizedClientException": "the AWS credentials are invalid; check AWS_ACCESS_KEY_ID/AWS_PROFILE or the AWX credential",
+    "InvalidClientTokenId": "the AWS credentials are invalid; check AWS_ACCESS_KEY_ID/AWS_PROFILE or the AWX credential",
+    "ResourceLimitExceededException": "an EKS limit was reached; delete unused clusters/node groups or ask for a limit increase",
+    "UnsupportedAvailabilityZoneException": "EKS has no capacity in one of the subnets' zones; use subnets in other zones",
+    "InvalidParameterException": "check the cluster settings named in the message",
+}
+
+
+class AwsProvider(ClusterProvider):
+    name = "aws"
+    updatable_pool_fields = frozenset(["count", "min_count", "max_count", "labels", "taints"])
+    updatable_cluster_fields = frozenset(["kubernetes_version"])
+    # Zones are expressed through subnets on AWS, so they are not read back.
+    reported_pool_fields = ("count", "min_count", "max_count", "instance_types", "gpu", "labels", "taints",
+                            "capacity_type", "disk_size_gb")
+
+    def __init__(self, options=None, region=None):
+        super(AwsProvider, self).__init__(options, region)
+        self.poll_interval = int(self.options.get("poll_interval", 15))
+        self._clients = {}
+
+    # -- clients and errors --------------------------------------------------------------------------
+    def client(self, service, region=None):
+        if not HAS_BOTO3:
+            raise ProviderError("the aws provider needs boto3", hint="pip install boto3 (see requirements/controller.txt)")
+        region = region or self.options.get("region")
+        key = (service, region)
+        if key not in self._clients:
+            session = boto3.session.Session(
+                profile_name=self.options.get("profile") or None,
+                aws_access_key_id=self.options.get("access_key") or None,
+                aws_secret_access_key=self.options.get("secret_key") or None,
+                aws_session_token=self.options.get("session_token") or None,
+                region_name=region,
+            )
+            config = botocore.config.Config(retries={"mode": "standard", "max_attempts": 8},
+                                            user_agent_extra="llmops.platform")
+            self._clients[key] = session.client(service, endpoint_url=self.options.get("endpoint_url") or None,
+                                                config=config)
+        return self._clients[key]
+
+    def call(self, service, operation, **kwargs):
+        """One API call: retries an in-progress update, maps every failure to ProviderError."""
+        method = getattr(self.client(service, kwargs.pop("_region", None)), operation)
+
+        def in_progress(exc):
+            return _code(exc) == "ResourceInUseException" and "progress" in str(exc).lower()
+
+        try:
+            return call_with_retry(lambda: method(**kwargs), in_progress, attempts=int(self.options.get("busy_attempts", 8)),
+                                   base=float(self.options.get("busy_backoff", 5)), cap=60)
+        except botocore.exceptions.NoCredentialsError:
+            raise SpecError("provider_options", "no AWS credentials were found",
+                            hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), "
+                                 "provider_options.access_key/secret_key or profile, or attach an AWX "
+                                 "'Amazon Web Services' credential")
+        except botocore.exceptions.ClientError as exc:
+            code = _code(exc)
+            raise ProviderError("%s.%s failed: %s" % (service, operation, exc.response.get("Error", {}).get("Message", exc)),
+                                code=code, hint=HINTS.get(code))
+        except botocore.exceptions.BotoCoreError as exc:
+            raise ProviderError("%s.%s failed: %s" % (service, operation, exc),
+                                hint="check provider_options.region / endpoint_url and the network path to AWS")
+
+    def _waiter(self, waiter_name, what, timeout, **kwargs):
+        delay = max(1, self.poll_interval)
+        try:
+            self.client("eks").get_waiter(waiter_name).wait(
+                WaiterConfig={"Delay": delay, "MaxAttempts": max(1, int(timeout // delay))}, **kwargs)
+        except botocore.exceptions.WaiterError as exc:
+            last = exc.last_response or {}
+            status = ((last.get("cluster") or last.get("nodegroup") or {}).get("status")
+                      or last.get("Error", {}).get("Code") or exc.kwargs.get("reason"))
+            if "Max attempts exceeded" in str(exc.kwargs.get("reason")):
+                raise WaitTimeout("timed out after %ss waiting for %s (last seen: %s)" % (timeout, what, status),
+                                  hint="raise wait_timeout, or look at the resource in the EKS console")
+            return last
+        return None
+
+    # -- checks --------------------------------------------------------------------------------------
+    def validate(self, spec):
+        if not spec.region:
+            raise SpecError("region", "is required by the aws provider", hint="e.g. region: us-east-1")
+        self.options.setdefault("region", spec.region)
+        for option in ("cluster_role_arn", "node_role_arn", "subnet_ids"):
+            if not self.options.get(option):
+                raise SpecError("provider_options.%s" % option, "is required by the aws provider",
+                                hint="see docs/clouds.md for the IAM roles and subnets EKS needs")
+        for index, pool in enumerate(spec.node_pools):
+            candidates = gpu_catalog.instance_types_for("aws", pool, index)
+            if pool.gpu and not self._offered(candidates, spec.region):
+                raise SpecError("node_pools[%d].gpu.type" % index,
+                                "%s (%s) is not offered in %s" % (pool.gpu.type, ", ".join(candidates), spec.region),
+                                hint="choose another region; gpu_capacity_info lists where it is offered")
+
+    def _offered(self, instance_types, region, zones=None):
+        """Instance type -> zones where it is offered, for the given types (and zones, when given)."""
+        filters = [{"Name": "instance-type", "Values": list(instance_types)}]
+        if zones:
+            filters.append({"Name": "location", "Values": list(zones)})
+        offered = {}
+        token = None
+        while True:
+            kwargs = {"LocationType": "availability-zone", "Filters": filters, "_region": region}
+            if token:
+                kwargs["NextToken"] = token
+            page = self.call("ec2", "describe_instance_type_offerings", **kwargs)
+            for item in page.get("InstanceTypeOfferings", []):
+                offered.setdefault(item["InstanceType"], []).append(item["Location"])
+            token = page.get("NextToken")
+            if not token:
+                return dict((k, sorted(v)) for k, v in offered.items())
+
+    # -- reading state -------------------------------------------------------------------------------
+    def get_cluster(self, name):
+        try:
+            cluster = self.call("eks", "describe_cluster", name=name)["cluster"]
+        except ProviderError as exc:
+            if exc.code == "ResourceNotFoundException":
+                return None
+            raise
+        state = ClusterState(
+            name=name,
+            status=cluster.get("status", "UNKNOWN").lower(),
+            region=self.options.get("region"),
+            kubernetes_version=cluster.get("version"),
+            endpoint=cluster.get("endpoint"),
+            ca_data=(cluster.get("certificateAuthority") or {}).get("data"),
+        )
+        for group in self._nodegroups(name):
+            state.node_pools[group["nodegroupName"]] = self._pool_state(group)
+        return state
+
+    def _nodegroups(self, cluster):
+        names, token = [], None
+        while True:
+            kwargs = {"clusterName": cluster}
+            if token:
+                kwargs["nextToken"] = token
+            page = self.call("eks", "list_nodegroups", **kwargs)
+            names.extend(page.get("nodegroups", []))
+            token = page.get("nextToken")
+            if not token:
+                break
+        groups = []
+        for name in sorted(names):
+            group = self.call("eks", "describe_nodegroup", clusterName=cluster, nodegroupName=name)["nodegroup"]
+            if group.get("status") != "DELETING":
+                groups.append(group)
+        return groups
+
+    @staticmethod
+    def _pool_state(group):
+        scaling = group.get("scalingConfig") or {}
+        types = group.get("instanceTypes") or []
+        gpu = None
+        if types:
+            found, gpu_type = gpu_catalog.shape("aws", types[0])
+            if found:
+                gpu = GpuSpec(type=gpu_type, count=found.gpus)
+        return NodePoolState(
+            name=group["nodegroupName"],
+            status=group.get("status", "UNKNOWN").lower(),
+            count=scaling.get("desiredSize", 0),
+            min_count=scaling.get("minSize"),
+            max_count=scaling.get("maxSize"),
+            instance_types=list(types),
+            gpu=gpu,
+            labels=dict(group.get("labels") or {}),
+            taints=[Taint(key=t["key"], value=t.get("value") or "", effect=EFFECT_FROM_EKS.get(t.get("effect"), t.get("effect")))
+                    for t in group.get("taints") or []],
+            capacity_type=CAPACITY_FROM_EKS.get(group.get("capacityType"), group.get("capacityType")),
+            disk_size_gb=group.get("diskSize"),
+        )
+
+    def list_nodes(self, name):
+        """EC2 instances EKS launched for the cluster's node groups (tagged eks:cluster-name)."""
+        nodes, token = [], None
+        while True:
+            kwargs = {"Filters": [{"Name": "tag:eks:cluster-name", "Values": [name]},
+                                  {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]}
+            if token:
+                kwargs["NextToken"] = token
+            page = self.call("ec2", "describe_instances", **kwargs)
+            for reservation in page.get("Reservations", []):
+                for instance in reservation.get("Instances", []):
+                    tags = dict((t["Key"], t["Value"]) for t in instance.get("Tags", []))
+                    address = instance.get("PrivateIpAddress")
+                    nodes.append(Node(
+                        name=instance.get("PrivateDnsName") or instance["InstanceId"],
+                        pool=tags.get("eks:nodegroup-name", ""),
+                        status=instance.get("State", {}).get("Name", "unknown"),
+                        address=address,
+                        connection={"ansible_connection": "ssh", "ansible_host": address or instance["InstanceId"],
+                                    "instance_id": instance["InstanceId"]},
+                    ))
+            token = page.get("NextToken")
+            if not token:
+                return sorted(nodes, key=lambda n: n.name)
+
+    # -- changing state ------------------------------------------------------------------------------
+    def create_cluster(self, spec):
+        kwargs = {
+            "name": spec.name,
+            "roleArn": self.options["cluster_role_arn"],
+            "resourcesVpcConfig": {"subnetIds": list(self.options["subnet_ids"]),
+                                   "securityGroupIds": list(self.options.get("security_group_ids") or [])},
+            "tags": dict(spec.tags, **{"llmops.io/cluster": spec.name}),
+        }
+        if spec.kubernetes_version:
+            kwargs["version"] = spec.kubernetes_version
+        self.call("eks", "create_cluster", **kwargs)
+
+    def update_cluster(self, spec, changes):
+        if "kubernetes_version" in changes:
+            self.call("eks", "update_cluster_version", name=spec.name, version=spec.kubernetes_version)
+            self._wait_cluster_active(spec.name)
+
+    def delete_cluster(self, name):
+        # EKS refuses to delete a cluster that still has node groups; they were asked to go first.
+        for group in self._nodegroups_any_status(name):
+            self._waiter("nodegroup_deleted", "EKS node group %s of %s to be deleted" % (group, name),
+                         self.operation_timeout, clusterName=name, nodegroupName=group)
+        try:
+            self.call("eks", "delete_cluster", name=name)
+        except ProviderError as exc:
+            if exc.code != "ResourceNotFoundException":
+                raise
+
+    def _nodegroups_any_status(self, name):
+        # Ask for the cluster first: a missing cluster is the common case here (deletes are
+        # idempotent), and describe_cluster answers it with a clean ResourceNotFoundException.
+        try:
+            self.call("eks", "describe_cluster", name=name)
+            return self.call("eks", "list_nodegroups", clusterName=name).get("nodegroups", [])
+        except ProviderError as exc:
+            if exc.code == "ResourceNotFoundException":
+                return []
+            raise
+
+    def _wait_cluster_active(self, name):
+        last = self._waiter("cluster_active", "EKS cluster %s to become ACTIVE" % name, self.operation_timeout, name=name)
+        if last is not None:
+            raise ProviderError("EKS cluster %s did not become ACTIVE (status: %s)"
+                                % (name, (last.get("cluster") or {}).get("status")), code="ClusterFailed",
+                                hint="read the cluster's health in the EKS console or describe_cluster")
+
+    def create_node_pool(self, spec, pool):
+        self._wait_cluster_active(spec.name)
+        index = spec.node_pools.index(pool)
+        candidates = gpu_catalog.instance_types_for("aws", pool, index)
+        subnets = self._subnets_for(pool, index)
+        zones = sorted(set(subnets.values()))
+        if not candidates:  # a CPU pool with no instance type named: EKS picks its default (t3.medium)
+            self._create_nodegroup(spec, pool, None, list(subnets))
+            self._wait_nodegroup(spec.name, pool.name, raise_on_failure=True)
+            return
+        offered = self._offered(candidates, self.options["region"], zones) if zones else None
+        failures = []
+        for instance_type in candidates:
+            if offered is not None and instance_type not in offered:
+                failures.append("%s is not offered in %s" % (instance_type, ", ".join(zones)))
+                continue
+            use_subnets = [s for s, z in subnets.items() if offered is None or z in offered[instance_type]]
+            self._create_nodegroup(spec, pool, instance_type, use_subnets)
+            problem = self._wait_nodegroup(spec.name, pool.name, raise_on_failure=False)
+            if problem is None:
+                if failures:
+                    self.record("node_pool/%s: %s; using %s" % (pool.name, "; ".join(failures), instance_type))
+                return
+            if not any(marker in problem for marker in CAPACITY_MARKERS):
+                raise ProviderError("EKS node group %s failed to launch: %s" % (pool.name, problem), code="CREATE_FAILED",
+                                    hint="read the node group's health issues in the EKS console")
+            failures.append("%s had no capacity (%s)" % (instance_type, problem))
+            self.call("eks", "delete_nodegroup", clusterName=spec.name, nodegroupName=pool.name)
+            self._waiter("nodegroup_deleted", "failed EKS node group %s to be deleted" % pool.name,
+                         self.operation_timeout, clusterName=spec.name, nodegroupName=pool.name)
+        raise ProviderError("no instance type for node pool %s could be launched: %s" % (pool.name, "; ".join(failures)),
+                            code="InsufficientInstanceCapacity",
+                            hint="add instance types or zones to the pool, try spot/on_demand, or another region "
+                                 "(gpu_capacity_info lists offerings and quotas)")
+
+    def _subnets_for(self, pool, index):
+        """Subnet id -> zone for the pool: the provider's subnets, narrowed to the pool's zones."""
+        subnet_ids = list(self.options.get("node_subnet_ids") or self.options["subnet_ids"])
+        found = self.call("ec2", "describe_subnets", SubnetIds=subnet_ids).get("Subnets", [])
+        by_id = dict((s["SubnetId"], s["AvailabilityZone"]) for s in found)
+        if pool.zones:
+            by_id = dict((s, z) for s, z in by_id.items() if z in pool.zones)
+            if not by_id:
+                raise SpecError("node_pools[%d].zones" % index, "none of the subnets is in %s" % ", ".join(pool.zones),
+                                hint="list zones that provider_options.subnet_ids cover")
+        # Preference order of zones follows pool.zones when given.
+        order = dict((z, i) for i, z in enumerate(pool.zones))
+        return dict(sorted(by_id.items(), key=lambda item: (order.get(item[1], 0), item[1], item[0])))
+
+    def _create_nodegroup(self, spec, pool, instance_type, subnets):
+        scaling = {"desiredSize": pool.count,
+                   "minSize": pool.min_count if pool.min_count is not None else min(pool.count, 1) if pool.count else 0,
+                   "maxSize": pool.max_count if pool.max_count is not None else max(pool.count, 1)}
+        kwargs = {
+            "clusterName": spec.name,
+            "nodegroupName": pool.name,
+            "scalingConfig": scaling,
+            "subnets": subnets,
+            "nodeRole": self.options["node_role_arn"],
+            "labels": dict(pool.labels),
+            "taints": [{"key": t.key, "value": t.value, "effect": EFFECT_TO_EKS[t.effect]} for t in pool.taints],
+            "capacityType": CAPACITY_TO_EKS[pool.capacity_type],
+            "amiType": self.options.get("gpu_ami_type" if pool.gpu else "ami_type")
+            or ("AL2023_x86_64_NVIDIA" if pool.gpu else "AL2023_x86_64_STANDARD"),
+            "tags": dict(spec.tags, **{"llmops.io/cluster": spec.name, "llmops.io/node-pool": pool.name}),
+        }
+        if instance_type:
+            kwargs["instanceTypes"] = [instance_type]
+        if pool.disk_size_gb:
+            kwargs["diskSize"] = pool.disk_size_gb
+        self.call("eks", "create_nodegroup", **kwargs)
+
+    def _wait_nodegroup(self, cluster, pool, raise_on_failure):
+        """Wait for ACTIVE. Returns None when active, else the health issues as text."""
+        last = self._waiter("nodegroup_active", "EKS node group %s of %s to become ACTIVE" % (pool, cluster),
+                            self.operation_timeout, clusterName=cluster, nodegroupName=pool)
+        if last is None:
+            return None
+        group = last.get("nodegroup") or {}
+        issues = "; ".join("%s: %s" % (i.get("code"), i.get("message")) for i in (group.get("health") or {}).get("issues", []))
+        problem = issues or "status %s" % group.get("status")
+        if raise_on_failure:
+            raise ProviderError("EKS node group %s failed: %s" % (pool, problem), code=group.get("status"))
+        return problem
+
+    def update_node_pool(self, spec, pool, changes):
+        kwargs = {"clusterName": spec.name, "nodegroupName": pool.name}
+        if set(changes) & set(["count", "min_count", "max_count"]):
+            current = self.call("eks", "describe_nodegroup", **kwargs)["nodegroup"].get("scalingConfig") or {}
+            minimum = pool.min_count if pool.min_count is not None else min(current.get("minSize", 0), pool.count)
+            maximum = pool.max_count if pool.max_count is not None else max(current.get("maxSize", 1), pool.count, 1)
+            kwargs["scalingConfig"] = {"desiredSize": pool.count, "minSize": minimum, "maxSize": maximum}
+        if "labels" in changes:
+            have, want = changes["labels"]
+            kwargs["labels"] = {"addOrUpdateLabels": dict(want)}
+            removed = sorted(set(have or {}) - set(want))
+            if removed:
+                kwargs["labels"]["removeLabels"] = removed
+        if "taints" in changes:
+            have, want = changes["taints"]
+            kwargs["taints"] = {"addOrUpdateTaints": [{"key": t.key, "value": t.value, "effect": EFFECT_TO_EKS[t.effect]}
+                                                      for t in want]}
+            wanted = set((t.key, t.effect) for t in want)
+            removed = [{"key": t.key, "value": t.value, "effect": EFFECT_TO_EKS[t.effect]}
+                       for t in have or [] if (t.key, t.effect) not in wanted]
+            if removed:
+                kwargs["taints"]["removeTaints"] = removed
+        self.call("eks", "update_nodegroup_config", **kwargs)
+
+    def delete_node_pool(self, cluster_name, pool_name):
+        try:
+            self.call("eks", "delete_nodegroup", clusterName=cluster_name, nodegroupName=pool_name)
+        except ProviderError as exc:
+            if exc.code != "ResourceNotFoundException":
+                raise
+
+    # -- waiting -------------------------------------------------------------------------------------
+    def wait_for_cluster(self, name, state, timeout):
+        if state == "absent":
+            self._waiter("cluster_deleted", "EKS cluster %s to be deleted" % name, timeout, name=name)
+            return
+        last = self._waiter("cluster_active", "EKS cluster %s to become ACTIVE" % name, timeout, name=name)
+        if last is not None:
+            raise ProviderError("EKS cluster %s is %s" % (name, (last.get("cluster") or {}).get("status")), code="ClusterFailed")
+        for group in self._nodegroups_any_status(name):
+            self._wait_nodegroup(name, group, raise_on_failure=True)
+
+    # -- kubeconfig and capacity ---------------------------------------------------------------------
+    def kubeconfig(self, name):
+        cluster = self.call("eks", "describe_cluster", name=name)["cluster"]
+        arn = cluster.get("arn", name)
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": arn, "cluster": {"server": cluster["endpoint"],
+                                                   "certificate-authority-data": (cluster.get("certificateAuthority") or {}).get("data")}}],
+            "contexts": [{"name": arn, "context": {"cluster": arn, "user": arn}}],
+            "current-context": arn,
+            "users": [{"name": arn, "user": {"exec": {
+                # Short-lived tokens from the AWS CLI's documented exec plugin; no secret is stored here.
+                "apiVersion": "client.authentication.k8s.io/v1beta1",
+                "command": "aws",
+                "args": ["--region", self.options["region"], "eks", "get-token", "--cluster-name", name, "--output", "json"],
+                "interactiveMode": "Never",
+            }}}],
+        }
+
+    def gpu_capacity(self, gpu_type, count, regions, capacity_type="on_demand"):
+        offers = []
+        shapes = gpu_catalog.shapes_for("aws", gpu_type, count)
+        for region in regions or [self.options.get("region")]:
+            offered = self._offered([s.instance_type for s in shapes], region)
+            quotas = {}
+            for s in shapes:
+                family = "P" if s.instance_type.startswith("p") else "G"
+                if family not in quotas:
+                    quotas[family] = self._quota(region, family, capacity_type)
+                quota_code, quota_name, limit = quotas[family]
+                for zone in offered.get(s.instance_type, []):
+                    offers.append(CapacityOffer(region=region, zone=zone, instance_type=s.instance_type,
+                                                gpus_per_node=s.gpus, quota_name="%s (%s)" % (quota_name, quota_code),
+                                                quota_limit=limit, quota_unit="vCPUs" if limit is not None else None))
+        return offers
+
+    def _quota(self, region, family, capacity_type):
+        code, name = QUOTA_CODES[(family, capacity_type)]
+        try:
+            quota = self.call("service-quotas", "get_service_quota", ServiceCode="ec2", QuotaCode=code, _region=region)
+            return code, name, quota.get("Quota", {}).get("Value")
+        except ProviderError as exc:
+            self.record("%s: the %s quota could not be read (%s)" % (region, name, exc.code or exc.message))
+            return code, name, None
+
+
+def _code(exc):
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code")
