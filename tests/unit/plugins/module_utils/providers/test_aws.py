@@ -3,8 +3,12 @@
 Scenarios run through the real modules: create, second run unchanged, scale, capacity fallback,
 delete; then bad input, kubeconfig and capacity questions.
 """
+import json
 import os
+import pathlib
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -159,3 +163,52 @@ def test_gpu_capacity_lists_zones_and_quota(aws_backend, run_module):
     assert all(o["zone"].startswith("us-east-1") and o["gpus_per_node"] == 1 for o in offers)
     assert all(o["quota_limit"] == 64.0 and o["quota_unit"] == "vCPUs" for o in offers)
     assert result["regions_without_offers"] == ["eu-west-1"]
+
+
+def test_dev_inventory_finds_the_nodes_the_provider_made(aws_backend, run_module):
+    """inventories/aws/dev/aws_ec2.yml, run by ansible-inventory against the same moto backend."""
+    pools = [{"name": "system", "count": 1, "instance_types": ["m7i.large"]},
+             {"name": "gpu", "count": 2, "gpu": {"type": "nvidia-l4"}}]
+    assert not run_module(gpu_cluster.main, cluster_args(aws_backend, "llmops-dev", pools)).failed
+    aws_backend.sync_nodes("llmops-dev")
+    env = dict(os.environ, AWS_ENDPOINT_URL=aws_backend.proxy.url, AWS_ACCESS_KEY_ID="testing",
+               AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    root = pathlib.Path(__file__).resolve().parents[5]
+    out = subprocess.run([sys.executable, "-m", "ansible.cli.inventory", "-i", str(root / "inventories/aws/dev"), "--list"],
+                         env=env, capture_output=True, text=True, check=True, cwd=str(root)).stdout
+    inventory = json.loads(out)
+    gpu_nodes = inventory["llmops_gpu_nodes"]["hosts"]
+    assert len(gpu_nodes) == 2 and len(inventory["llmops_nodes"]["hosts"]) == 3
+    assert inventory["llmops_monitoring"]["hosts"] == [h for h in inventory["llmops_nodes"]["hosts"] if h not in gpu_nodes]
+    # ansible-inventory marks values from the cloud as unsafe ({"__ansible_unsafe": value}).
+    hostvars = dict((k, v.get("__ansible_unsafe", v) if isinstance(v, dict) else v)
+                    for k, v in inventory["_meta"]["hostvars"][gpu_nodes[0]].items())
+    assert hostvars["llmops_node_pool"] == "gpu" and hostvars["llmops_node_gpu_type"] == "nvidia-l4"
+    assert hostvars["llmops_cluster_name"] == "llmops-dev" and hostvars["ansible_user"] == "ec2-user"
+    run_module(gpu_cluster.main, {"provider": "aws", "name": "llmops-dev", "region": "us-east-1", "state": "absent",
+                                  "provider_options": aws_backend.provider_options()})
+
+
+def test_provision_and_teardown_playbooks_run_unchanged_on_aws(aws_backend):
+    """The same playbooks as the local lab, on inventories/aws/dev, against moto."""
+    root = pathlib.Path(__file__).resolve().parents[5]
+    env = dict(os.environ, AWS_ENDPOINT_URL=aws_backend.proxy.url, AWS_ACCESS_KEY_ID="testing",
+               AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1", ANSIBLE_CONFIG=str(root / "ansible.cfg"))
+    extra = json.dumps({"llmops_aws_subnet_ids": sorted(aws_backend.subnets)})
+
+    def playbook(name):
+        # Nodes live only in moto, so plays that log in to them are limited away.
+        return subprocess.run([sys.executable, "-m", "ansible.cli.playbook", "-i", str(root / "inventories/aws/dev"),
+                               str(root / "playbooks" / name), "--limit", "llmops_controller", "-e", extra],
+                              env=env, capture_output=True, text=True, cwd=str(root))
+
+    first = playbook("provision.yml")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "changed=1" in first.stdout
+    second = playbook("provision.yml")
+    assert second.returncode == 0 and "changed=0" in second.stdout, second.stdout[-3000:]
+    eks = aws_backend.client("eks")
+    assert sorted(eks.list_nodegroups(clusterName="llmops-dev")["nodegroups"]) == ["gpu", "system"]
+    down = playbook("teardown.yml")
+    assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-3000:]
+    assert "llmops-dev" not in eks.list_clusters()["clusters"]
