@@ -15,10 +15,11 @@ options:
     description:
       - Which implementation of the cluster provider interface to use.
       - C(aws) builds an EKS cluster with one managed node group per node pool.
+      - C(gcp) builds a GKE cluster with node pools through the GKE v1 REST API.
       - C(local) runs the cluster on this host as a podman network with one systemd container per node.
     type: str
     required: true
-    choices: [aws, local]
+    choices: [aws, gcp, local]
   provider_options:
     description:
       - Provider-specific settings.

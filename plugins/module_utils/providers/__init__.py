@@ -14,10 +14,12 @@ __metaclass__ = type
 
 from ansible_collections.llmops.platform.plugins.module_utils.errors import SpecError
 from ansible_collections.llmops.platform.plugins.module_utils.providers.aws import AwsProvider
+from ansible_collections.llmops.platform.plugins.module_utils.providers.gcp import GcpProvider
 from ansible_collections.llmops.platform.plugins.module_utils.providers.local import LocalPodmanProvider
 
 PROVIDERS = {
     AwsProvider.name: AwsProvider,
+    GcpProvider.name: GcpProvider,
     LocalPodmanProvider.name: LocalPodmanProvider,
 }
 
