@@ -15,11 +15,12 @@ options:
     description:
       - Which implementation of the cluster provider interface to use.
       - C(aws) builds an EKS cluster with one managed node group per node pool.
+      - C(azure) builds an AKS cluster with agent pools through the Azure SDK.
       - C(gcp) builds a GKE cluster with node pools through the GKE v1 REST API.
       - C(local) runs the cluster on this host as a podman network with one systemd container per node.
     type: str
     required: true
-    choices: [aws, gcp, local]
+    choices: [aws, azure, gcp, local]
   provider_options:
     description:
       - Provider-specific settings.
@@ -30,6 +31,15 @@ options:
         credentials C(access_key)/C(secret_key)/C(session_token) or C(profile), else the usual AWS
         environment variables and files (an AWX Amazon Web Services credential sets them);
         C(endpoint_url) for an alternative endpoint; C(poll_interval) seconds between status checks (default 15)."
+      - "For C(gcp): C(project) (required); credentials C(service_account_file) or C(access_token), else
+        application default credentials; C(gpu_driver_version), C(default_machine_type), C(bootstrap_machine_type),
+        C(node_service_account), C(network), C(subnetwork), C(api_endpoint), C(compute_endpoint),
+        C(poll_interval), C(request_timeout), C(retry_attempts), C(retry_base_delay). See docs/clouds.md."
+      - "For C(azure): C(subscription_id) and C(resource_group) (required); credentials C(client_id)/C(client_secret)/C(tenant_id),
+        else DefaultAzureCredential (environment, managed identity, CLI); C(node_resource_group), C(system_pool),
+        C(default_vm_size), C(sku_tier), C(dns_prefix), C(network_plugin), C(spot_eviction_policy), C(spot_max_price),
+        C(check_sku_availability), C(polling_interval), C(retry_attempts), C(retry_base_delay), C(base_url),
+        C(connection_verify). See docs/clouds.md."
     type: dict
     default: {}
   region:

@@ -52,6 +52,8 @@ def _differences(desired, current, fields):
     diffs = {}
     for name in fields:
         want = getattr(desired, name)
+        if name == "count" and "max_count" in fields and _autoscaled_within_bounds(desired, current):
+            continue
         if want is None or want == [] or want == {}:
             continue
         have = getattr(current, name, None)
@@ -61,6 +63,15 @@ def _differences(desired, current, fields):
         if want != have:
             diffs[name] = (have, want)
     return diffs
+
+
+def _autoscaled_within_bounds(desired, current):
+    """With autoscaling bounds, `count` is the initial size: the autoscaler owns it afterwards, so a count
+    inside [min_count, max_count] is not drift (it would fight the autoscaler on every run). Applies to
+    providers that report the bounds, i.e. that autoscale."""
+    minimum, maximum = getattr(desired, "min_count", None), getattr(desired, "max_count", None)
+    have = getattr(current, "count", None)
+    return minimum is not None and maximum is not None and have is not None and minimum <= have <= maximum
 
 
 def plan_present(spec, state, provider, purge_node_pools=False):

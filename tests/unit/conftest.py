@@ -69,3 +69,13 @@ def run_module(capsys):
         return ModuleResult(json.loads(out))
 
     return run
+
+
+@pytest.fixture(scope="session")
+def aws_backend():
+    """moto in server mode on loopback (plus a fault proxy), shared by the AWS provider and S3 tests."""
+    from aws_backend import AwsBackend
+
+    backend = AwsBackend()
+    yield backend
+    backend.close()

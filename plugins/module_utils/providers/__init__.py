@@ -14,11 +14,13 @@ __metaclass__ = type
 
 from ansible_collections.llmops.platform.plugins.module_utils.errors import SpecError
 from ansible_collections.llmops.platform.plugins.module_utils.providers.aws import AwsProvider
+from ansible_collections.llmops.platform.plugins.module_utils.providers.azure import AzureProvider
 from ansible_collections.llmops.platform.plugins.module_utils.providers.gcp import GcpProvider
 from ansible_collections.llmops.platform.plugins.module_utils.providers.local import LocalPodmanProvider
 
 PROVIDERS = {
     AwsProvider.name: AwsProvider,
+    AzureProvider.name: AzureProvider,
     GcpProvider.name: GcpProvider,
     LocalPodmanProvider.name: LocalPodmanProvider,
 }

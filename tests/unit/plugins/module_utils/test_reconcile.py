@@ -65,3 +65,18 @@ def test_absent_deletes_pools_before_cluster():
     assert plan_absent("lab", state(mon=1, gpu=2)).describe() == [
         "delete_node_pool node_pool/gpu", "delete_node_pool node_pool/mon", "delete_cluster cluster/lab"]
     assert not plan_absent("lab", None).changed
+
+
+def test_autoscaled_count_inside_bounds_is_not_drift():
+    from ansible_collections.llmops.platform.plugins.module_utils.providers.aws import AwsProvider
+    provider = AwsProvider({}, "us-east-1")
+    spec = parse_cluster_spec({"name": "lab", "node_pools": [
+        {"name": "gpu", "count": 2, "min_count": 1, "max_count": 4, "image": "img"}]})
+    inside = ClusterState(name="lab", status="running", node_pools={
+        "gpu": NodePoolState(name="gpu", status="running", count=3, min_count=1, max_count=4, image="img")})
+    assert not plan_present(spec, inside, provider).changed
+    inside.node_pools["gpu"].count = 6  # outside the bounds: back to the asked size
+    assert plan_present(spec, inside, provider).describe() == ["update_node_pool node_pool/gpu (count: 6 -> 2)"]
+    # The local lab does not autoscale: there the count is always what was asked.
+    inside.node_pools["gpu"].count = 3
+    assert plan_present(spec, inside, PROVIDER).describe() == ["update_node_pool node_pool/gpu (count: 3 -> 2)"]

@@ -8,6 +8,7 @@ add their harness (moto server, recorded REST exchanges) to HARNESSES when they 
 import inspect
 
 import pytest
+from azure_fixture_server import azure_harness
 from gcp_fixture_server import gcp_harness
 
 from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import parse_cluster_spec
@@ -63,7 +64,7 @@ def aws_harness(request):
 
 # provider name -> function(pytest request) returning a Harness. Cloud harnesses start their
 # backend (moto server, recorded-exchange server) through fixtures requested here.
-HARNESSES = {"aws": aws_harness, "gcp": gcp_harness, "local": local_harness}
+HARNESSES = {"aws": aws_harness, "azure": azure_harness, "gcp": gcp_harness, "local": local_harness}
 
 
 @pytest.mark.parametrize("name", sorted(HARNESSES))

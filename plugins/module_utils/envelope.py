@@ -1,0 +1,194 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to llmops.platform
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Client-side envelope encryption: AES-256-GCM data keys, wrapped by a key file or AWS KMS.
+
+Blobs are encrypted in chunks so multi-GB weights never sit in memory. Every chunk has its own nonce
+and its tag authenticates (blob id, chunk index, last-chunk flag) as associated data, so chunks
+cannot be reordered, swapped between blobs, or cut off at a chunk boundary without detection.
+
+    blob   := MAGIC chunk_size:u32 { len:u32 nonce:12 ciphertext+tag }*
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import struct
+
+try:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    HAS_CRYPTOGRAPHY = True
+except ImportError:  # pragma: no cover
+    HAS_CRYPTOGRAPHY = False
+
+from ansible_collections.llmops.platform.plugins.module_utils.errors import LlmopsError, ProviderError, SpecError
+
+MAGIC = b"LLMA1"
+CHUNK = 8 << 20
+NONCE = 12
+
+
+class IntegrityError(LlmopsError):
+    """Data failed authentication or its checksum: corrupt, truncated, tampered, or the wrong key."""
+
+
+def _aead(key):
+    if not HAS_CRYPTOGRAPHY:
+        raise ProviderError("encryption needs the cryptography package", hint="pip install cryptography")
+    return AESGCM(key)
+
+
+def read_key_file(path, field="encryption.key_file"):
+    """A 256-bit key as 32 raw bytes, 64 hex digits or base64 text."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise SpecError(field, "cannot read %s: %s" % (path, exc.strerror))
+    text = raw.strip()
+    candidates = [raw]
+    try:
+        candidates.append(binascii.unhexlify(text))
+    except (binascii.Error, ValueError):
+        pass
+    try:
+        candidates.append(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError):
+        pass
+    for key in candidates:
+        if len(key) == 32:
+            return key
+    raise SpecError(field, "%s does not hold a 256-bit key" % path,
+                    hint="write 32 random bytes, or their hex/base64 form: head -c32 /dev/urandom > key")
+
+
+def key_id(key):
+    """A short, non-secret fingerprint of a key, to say *which* key an artifact needs."""
+    return hashlib.sha256(b"llmops-key-id:" + key).hexdigest()[:16]
+
+
+class FileKeyWrapper(object):
+    """Wraps data keys with AES-256-GCM under a key read from a file."""
+
+    def __init__(self, path):
+        self.kek = read_key_file(path)
+        self.id = "file:" + key_id(self.kek)
+
+    def wrap(self, dek):
+        nonce = os.urandom(NONCE)
+        return {"kind": "file", "key_id": self.id,
+                "wrapped": base64.b64encode(nonce + _aead(self.kek).encrypt(nonce, dek, b"llmops-dek")).decode()}
+
+    def unwrap(self, record):
+        if record.get("key_id") != self.id:
+            raise IntegrityError("wrong key: this artifact's data key is wrapped by %s, the key given is %s"
+                                 % (record.get("key_id"), self.id),
+                                 hint="use the key file the artifact was pushed with; nothing was changed")
+        blob = base64.b64decode(record["wrapped"])
+        try:
+            return _aead(self.kek).decrypt(blob[:NONCE], blob[NONCE:], b"llmops-dek")
+        except InvalidTag:
+            raise IntegrityError("the wrapped data key failed authentication (tampered key record)")
+
+
+class KmsKeyWrapper(object):
+    """Wraps data keys with AWS KMS Encrypt/Decrypt; the key never leaves KMS."""
+
+    def __init__(self, client, key_arn):
+        self.client, self.key_arn = client, key_arn
+        self.id = "kms:" + key_arn
+
+    def wrap(self, dek):
+        blob = self.client.encrypt(KeyId=self.key_arn, Plaintext=dek,
+                                   EncryptionContext={"purpose": "llmops-dek"})["CiphertextBlob"]
+        return {"kind": "kms", "key_id": self.id, "wrapped": base64.b64encode(blob).decode()}
+
+    def unwrap(self, record):
+        if record.get("kind") != "kms":
+            raise IntegrityError("wrong key: this artifact's data key is wrapped by %s, not KMS" % record.get("key_id"))
+        try:
+            return self.client.decrypt(CiphertextBlob=base64.b64decode(record["wrapped"]),
+                                       EncryptionContext={"purpose": "llmops-dek"})["Plaintext"]
+        except Exception as exc:  # pylint: disable=broad-except - botocore's ClientError, reported with its code
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+            raise IntegrityError("KMS refused to unwrap the data key (%s)" % code,
+                                 hint="check the KMS key policy allows kms:Decrypt for these credentials")
+
+
+def new_data_key():
+    return os.urandom(32)
+
+
+def mac(dek, payload):
+    """HMAC-SHA256 of bytes under a key derived from the data key (never the data key itself)."""
+    return hmac.new(hashlib.sha256(b"llmops-manifest-mac:" + dek).digest(), payload, hashlib.sha256).hexdigest()
+
+
+def _aad(blob_id, index, last):
+    return b"%s:%d:%d" % (blob_id.encode(), index, 1 if last else 0)
+
+
+def encrypt_file(dek, blob_id, source, target, chunk=CHUNK):
+    """Encrypt file `source` into file `target`."""
+    aead = _aead(dek)
+    with open(source, "rb") as src, open(target, "wb") as out:
+        out.write(MAGIC + struct.pack(">I", chunk))
+        index = 0
+        data = src.read(chunk)
+        while True:
+            following = src.read(chunk)
+            last = not following
+            nonce = os.urandom(NONCE)
+            sealed = aead.encrypt(nonce, data, _aad(blob_id, index, last))
+            out.write(struct.pack(">I", len(sealed)) + nonce + sealed)
+            if last:
+                return
+            data, index = following, index + 1
+
+
+def decrypt_file(dek, blob_id, source, target, expected_sha256):
+    """Decrypt `source` into `target`, checking every chunk's tag and the plaintext SHA-256.
+
+    Raises IntegrityError on any mismatch; `target` is then incomplete and must be discarded.
+    """
+    aead = _aead(dek)
+    digest = hashlib.sha256()
+    with open(source, "rb") as src, open(target, "wb") as out:
+        header = src.read(len(MAGIC) + 4)
+        if len(header) != len(MAGIC) + 4 or not header.startswith(MAGIC):
+            raise IntegrityError("blob %s is not an llmops encrypted blob (bad header)" % blob_id[:12])
+        index, seen_last = 0, False
+        while True:
+            prefix = src.read(4)
+            if not prefix:
+                break
+            if seen_last or len(prefix) != 4:
+                raise IntegrityError("blob %s has trailing or truncated data" % blob_id[:12])
+            size = struct.unpack(">I", prefix)[0]
+            body = src.read(NONCE + size)
+            if len(body) != NONCE + size:
+                raise IntegrityError("blob %s is truncated" % blob_id[:12])
+            plain = None
+            for last in (False, True):
+                try:
+                    plain = aead.decrypt(body[:NONCE], body[NONCE:], _aad(blob_id, index, last))
+                    seen_last = last
+                    break
+                except InvalidTag:
+                    continue
+            if plain is None:
+                raise IntegrityError("blob %s chunk %d failed authentication (corrupt, or the wrong key)" % (blob_id[:12], index))
+            digest.update(plain)
+            out.write(plain)
+            index += 1
+        if not seen_last:
+            raise IntegrityError("blob %s is truncated (its last chunk is missing)" % blob_id[:12])
+    if digest.hexdigest() != expected_sha256:
+        raise IntegrityError("blob %s decrypted to content with the wrong SHA-256" % blob_id[:12])

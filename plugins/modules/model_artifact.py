@@ -1,0 +1,231 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to llmops.platform
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: model_artifact
+short_description: Push, pull and verify encrypted, content-addressed model artifacts in object storage
+version_added: 0.1.0
+description:
+  - Stores a model directory as a versioned artifact; a manifest with the SHA-256 of every file, and each
+    distinct file content once, encrypted client-side with AES-256-GCM under a data key that is wrapped
+    by a key file or an AWS KMS key.
+  - O(mode=push) uploads only contents the store does not have yet, and writes the manifest last, so an
+    interrupted push resumes where it stopped and a version exists only once all of it is stored.
+  - O(mode=pull) decrypts and checks every byte into a staging directory beside O(path) and replaces
+    O(path) only when everything verified; a corrupt or truncated artifact, or a wrong key, fails and
+    leaves the previous model in place.
+  - O(mode=verify) downloads and checks a version without writing anything.
+  - Why this module exists; the object-storage modules of the cloud collections copy objects, but none
+    gives a verified, encrypted, resumable, content-addressed model with an atomic swap on the host.
+author:
+  - llmops.platform maintainers (@llmops)
+attributes:
+  check_mode:
+    support: full
+    description: Reports which files would be uploaded, or whether O(path) would be replaced.
+  diff_mode:
+    support: none
+    description: Model files are binary; RV(uploaded) and RV(skipped) say what changes.
+options:
+  mode:
+    description: What to do.
+    type: str
+    choices: [push, pull, verify]
+    required: true
+  name:
+    description: Artifact name (for example the model's name); one key prefix in the store.
+    type: str
+    required: true
+  version:
+    description:
+      - Version to push or pull. On push, defaults to a digest of the content (same content, same version);
+        on pull and verify, defaults to V(latest), the newest version whose manifest verifies.
+      - Versions are immutable; pushing different content under an existing version fails.
+    type: str
+  path:
+    description: The local model directory (source of a push, destination of a pull).
+    type: path
+  store:
+    description: Where artifacts live.
+    type: dict
+    required: true
+    suboptions:
+      type:
+        description: V(local) is a directory (the lab, a mounted volume); V(s3) is an S3 bucket.
+        type: str
+        choices: [local, s3]
+        required: true
+      path:
+        description: Directory of a V(local) store.
+        type: path
+      bucket:
+        description: Bucket of an V(s3) store.
+        type: str
+      prefix:
+        description: Key prefix inside the bucket.
+        type: str
+        default: ""
+      region:
+        description: Region of the bucket.
+        type: str
+      endpoint_url:
+        description: Alternative S3 endpoint (S3-compatible storage, tests).
+        type: str
+      profile:
+        description: AWS profile; otherwise the usual AWS environment variables and files are used.
+        type: str
+  encryption:
+    description: The key that wraps the artifact's data key. Exactly one of O(encryption.key_file) or O(encryption.kms_key_id).
+    type: dict
+    required: true
+    suboptions:
+      key_file:
+        description: File with a 256-bit key (32 raw bytes, 64 hex digits, or base64). Keep it out of the repository.
+        type: path
+      kms_key_id:
+        description: AWS KMS key id or ARN; data keys are wrapped and unwrapped by KMS and the key never leaves it.
+        type: str
+      kms_region:
+        description: Region of the KMS key (defaults to O(store.region)).
+        type: str
+      kms_endpoint_url:
+        description: Alternative KMS endpoint (tests).
+        type: str
+notes:
+  - Needs the C(cryptography) Python package on the host that runs it, and C(boto3) for S3 or KMS.
+"""
+
+EXAMPLES = r"""
+- name: Publish a fine-tuned model
+  llmops.platform.model_artifact:
+    mode: push
+    name: llama-3-8b-support
+    path: /srv/models/llama-3-8b-support
+    store: {type: s3, bucket: acme-llm-artifacts, region: eu-west-1}
+    encryption: {kms_key_id: "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"}
+  register: published
+
+- name: Install the newest verified version on a serving host
+  llmops.platform.model_artifact:
+    mode: pull
+    name: llama-3-8b-support
+    path: /var/lib/llmops/models/llama-3-8b-support
+    store: {type: s3, bucket: acme-llm-artifacts, region: eu-west-1}
+    encryption: {kms_key_id: "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"}
+
+- name: Check a backup copy byte for byte in the lab
+  llmops.platform.model_artifact:
+    mode: verify
+    name: tiny-llama
+    version: "{{ published.version }}"
+    store: {type: local, path: /srv/llmops-backups/models}
+    encryption: {key_file: /etc/llmops/keys/model-artifacts.key}
+"""
+
+RETURN = r"""
+version:
+  description: The version pushed, pulled or verified.
+  returned: always
+  type: str
+  sample: 3f2a9c0d41b7e615
+uploaded:
+  description: Files whose content was uploaded (push), or would be in check mode.
+  returned: when mode is push
+  type: list
+  elements: str
+blobs_uploaded:
+  description: Distinct contents uploaded (files with identical content share one encrypted blob).
+  returned: when mode is push
+  type: int
+skipped:
+  description: Files whose content the store already had (push).
+  returned: when mode is push
+  type: list
+  elements: str
+files:
+  description: Number of files verified.
+  returned: when mode is verify
+  type: int
+total_size:
+  description: Bytes verified.
+  returned: when mode is verify
+  type: int
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.llmops.platform.plugins.module_utils import envelope
+from ansible_collections.llmops.platform.plugins.module_utils.artifact import ArtifactRepository
+from ansible_collections.llmops.platform.plugins.module_utils.errors import LlmopsError, SpecError
+from ansible_collections.llmops.platform.plugins.module_utils.objectstore import open_store
+
+try:
+    import boto3
+    HAS_BOTO3 = True
+except ImportError:  # pragma: no cover
+    HAS_BOTO3 = False
+
+ARGUMENT_SPEC = dict(
+    mode=dict(type="str", required=True, choices=["push", "pull", "verify"]),
+    name=dict(type="str", required=True),
+    version=dict(type="str"),
+    path=dict(type="path"),
+    store=dict(type="dict", required=True, options=dict(
+        type=dict(type="str", required=True, choices=["local", "s3"]),
+        path=dict(type="path"),
+        bucket=dict(type="str"),
+        prefix=dict(type="str", default=""),
+        region=dict(type="str"),
+        endpoint_url=dict(type="str"),
+        profile=dict(type="str"),
+    )),
+    encryption=dict(type="dict", required=True, no_log=False, options=dict(
+        key_file=dict(type="path", no_log=False),
+        kms_key_id=dict(type="str", no_log=False),
+        kms_region=dict(type="str"),
+        kms_endpoint_url=dict(type="str"),
+    ), mutually_exclusive=[("key_file", "kms_key_id")], required_one_of=[("key_file", "kms_key_id")]),
+)
+
+
+def key_wrapper(params):
+    encryption = params["encryption"]
+    if encryption["key_file"]:
+        return envelope.FileKeyWrapper(encryption["key_file"])
+    if not HAS_BOTO3:
+        raise SpecError("encryption.kms_key_id", "needs boto3", hint="pip install boto3")
+    client = boto3.client("kms", region_name=encryption["kms_region"] or params["store"]["region"],
+                          endpoint_url=encryption["kms_endpoint_url"] or None)
+    return envelope.KmsKeyWrapper(client, encryption["kms_key_id"])
+
+
+def run(module):
+    params = module.params
+    if params["mode"] in ("push", "pull") and not params["path"]:
+        raise SpecError("path", "is required with mode=%s" % params["mode"])
+    repo = ArtifactRepository(open_store(params["store"]), params["name"], key_wrapper(params))
+    if params["mode"] == "push":
+        return repo.push(params["path"], params["version"], check_mode=module.check_mode)
+    if params["mode"] == "pull":
+        return repo.pull(params["path"], params["version"], check_mode=module.check_mode)
+    result = repo.verify(params["version"])
+    result["changed"] = False
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    try:
+        module.exit_json(**run(module))
+    except LlmopsError as exc:
+        module.fail_json(msg=str(exc))
+
+
+if __name__ == "__main__":
+    main()
