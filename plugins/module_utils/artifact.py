@@ -126,7 +126,10 @@ class ArtifactRepository(object):
         return found[-1][0]
 
     # -- push ----------------------------------------------------------------------------------------
-    def push(self, directory, version=None, check_mode=False):
+    def push(self, directory, version=None, check_mode=False, metadata=None, created=None):
+        """Upload `directory` as `version`. `metadata` (e.g. kind and source of a backup set) is
+        stored in the authenticated manifest; `created` (aware datetime) is the time the content
+        represents, for a backup the moment of its snapshot, by default now."""
         files = scan(directory)
         version = version or content_version(files)
         existing = None
@@ -158,11 +161,54 @@ class ArtifactRepository(object):
         if existing is None:
             manifest = {"format": FORMAT, "name": self.name, "version": version, "files": files,
                         "total_size": sum(f["size"] for f in files),
-                        "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                        "key_id": self.wrapper.id}
+                        "created": (created or datetime.datetime.now(datetime.timezone.utc))
+                        .astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                        "key_id": self.wrapper.id, "metadata": dict(metadata or {})}
             manifest["mac"] = envelope.mac(dek, self._sealed(manifest))
             self.store.put_bytes(self._key("manifests", version + ".json"), json.dumps(manifest, indent=1).encode())
         return result
+
+    # -- catalogue -----------------------------------------------------------------------------------
+    def manifest_keys(self):
+        return self.store.list(self._key("manifests") + "/")
+
+    def manifest_digest(self, version):
+        """SHA-256 of the stored manifest bytes: the set's checksum in catalogues and reports."""
+        return hashlib.sha256(self.store.get_bytes(self._key("manifests", version + ".json"))).hexdigest()
+
+    def check(self, version, depth):
+        """(good, reason) for one version. depth: quick = manifest authentic and every blob present with
+        a plausible size; full = every byte decrypted and its SHA-256 checked."""
+        try:
+            manifest = self.read_manifest(version)
+            if depth == "full":
+                self.verify(version)
+            else:
+                for f in manifest["files"]:
+                    size = self.store.size(self._key("blobs", f["sha256"]))
+                    if size is None or size < f["size"]:
+                        return False, "blob of %s missing or short" % f["path"]
+        except envelope.IntegrityError as exc:
+            return False, exc.message
+        except ProviderError as exc:
+            if exc.code == "NotFound":
+                return False, exc.message
+            raise
+        return True, "verified" if depth == "full" else "manifest and blobs present"
+
+    def delete(self, version):
+        """Remove a version's manifest, then every blob no remaining manifest refers to."""
+        self.store.delete(self._key("manifests", version + ".json"))
+        referenced = set()
+        for key in self.manifest_keys():
+            try:
+                manifest = json.loads(self.store.get_bytes(key))
+            except ValueError:
+                return  # an unreadable manifest might need any blob: collect nothing this time
+            referenced.update(f["sha256"] for f in manifest.get("files", []))
+        for key in self.store.list(self._key("blobs") + "/"):
+            if key.rsplit("/", 1)[-1] not in referenced:
+                self.store.delete(key)
 
     # -- verify and pull -----------------------------------------------------------------------------
     def _fetch_verified(self, manifest, target_dir):
@@ -216,3 +262,13 @@ class ArtifactRepository(object):
         if previous:
             shutil.rmtree(previous, ignore_errors=True)
         return {"version": manifest["version"], "changed": True}
+
+
+def artifact_names(store):
+    """Every artifact (or backup kind) in a store: the prefixes that hold manifests."""
+    names = set()
+    for key in store.list(""):
+        parts = key.split("/")
+        if len(parts) == 3 and parts[1] == "manifests":
+            names.add(parts[0])
+    return sorted(names)

@@ -25,6 +25,8 @@ description:
     gives a verified, encrypted, resumable, content-addressed model with an atomic swap on the host.
 author:
   - llmops.platform maintainers (@llmops)
+extends_documentation_fragment:
+  - llmops.platform.storage
 attributes:
   check_mode:
     support: full
@@ -51,54 +53,6 @@ options:
   path:
     description: The local model directory (source of a push, destination of a pull).
     type: path
-  store:
-    description: Where artifacts live.
-    type: dict
-    required: true
-    suboptions:
-      type:
-        description: V(local) is a directory (the lab, a mounted volume); V(s3) is an S3 bucket.
-        type: str
-        choices: [local, s3]
-        required: true
-      path:
-        description: Directory of a V(local) store.
-        type: path
-      bucket:
-        description: Bucket of an V(s3) store.
-        type: str
-      prefix:
-        description: Key prefix inside the bucket.
-        type: str
-        default: ""
-      region:
-        description: Region of the bucket.
-        type: str
-      endpoint_url:
-        description: Alternative S3 endpoint (S3-compatible storage, tests).
-        type: str
-      profile:
-        description: AWS profile; otherwise the usual AWS environment variables and files are used.
-        type: str
-  encryption:
-    description: The key that wraps the artifact's data key. Exactly one of O(encryption.key_file) or O(encryption.kms_key_id).
-    type: dict
-    required: true
-    suboptions:
-      key_file:
-        description: File with a 256-bit key (32 raw bytes, 64 hex digits, or base64). Keep it out of the repository.
-        type: path
-      kms_key_id:
-        description: AWS KMS key id or ARN; data keys are wrapped and unwrapped by KMS and the key never leaves it.
-        type: str
-      kms_region:
-        description: Region of the KMS key (defaults to O(store.region)).
-        type: str
-      kms_endpoint_url:
-        description: Alternative KMS endpoint (tests).
-        type: str
-notes:
-  - Needs the C(cryptography) Python package on the host that runs it, and C(boto3) for S3 or KMS.
 """
 
 EXAMPLES = r"""
@@ -160,49 +114,20 @@ total_size:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.llmops.platform.plugins.module_utils import envelope
 from ansible_collections.llmops.platform.plugins.module_utils.artifact import ArtifactRepository
 from ansible_collections.llmops.platform.plugins.module_utils.errors import LlmopsError, SpecError
 from ansible_collections.llmops.platform.plugins.module_utils.objectstore import open_store
-
-try:
-    import boto3
-    HAS_BOTO3 = True
-except ImportError:  # pragma: no cover
-    HAS_BOTO3 = False
+from ansible_collections.llmops.platform.plugins.module_utils.storage_args import (
+    ENCRYPTION_OPTION, STORE_OPTION, key_wrapper)
 
 ARGUMENT_SPEC = dict(
     mode=dict(type="str", required=True, choices=["push", "pull", "verify"]),
     name=dict(type="str", required=True),
     version=dict(type="str"),
     path=dict(type="path"),
-    store=dict(type="dict", required=True, options=dict(
-        type=dict(type="str", required=True, choices=["local", "s3"]),
-        path=dict(type="path"),
-        bucket=dict(type="str"),
-        prefix=dict(type="str", default=""),
-        region=dict(type="str"),
-        endpoint_url=dict(type="str"),
-        profile=dict(type="str"),
-    )),
-    encryption=dict(type="dict", required=True, no_log=False, options=dict(
-        key_file=dict(type="path", no_log=False),
-        kms_key_id=dict(type="str", no_log=False),
-        kms_region=dict(type="str"),
-        kms_endpoint_url=dict(type="str"),
-    ), mutually_exclusive=[("key_file", "kms_key_id")], required_one_of=[("key_file", "kms_key_id")]),
+    store=STORE_OPTION,
+    encryption=ENCRYPTION_OPTION,
 )
-
-
-def key_wrapper(params):
-    encryption = params["encryption"]
-    if encryption["key_file"]:
-        return envelope.FileKeyWrapper(encryption["key_file"])
-    if not HAS_BOTO3:
-        raise SpecError("encryption.kms_key_id", "needs boto3", hint="pip install boto3")
-    client = boto3.client("kms", region_name=encryption["kms_region"] or params["store"]["region"],
-                          endpoint_url=encryption["kms_endpoint_url"] or None)
-    return envelope.KmsKeyWrapper(client, encryption["kms_key_id"])
 
 
 def run(module):
