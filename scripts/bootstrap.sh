@@ -11,7 +11,8 @@ source "$(dirname "$0")/env.sh"
 cd "$LLMOPS_ROOT"
 
 DEBIAN_PACKAGES=(podman runc debootstrap uidmap slirp4netns containernetworking-plugins iptables
-                 python3 python3-venv python3-dev gcc git ca-certificates shellcheck)
+                 python3 python3-venv python3-dev gcc git ca-certificates shellcheck
+                 prometheus prometheus-alertmanager)  # promtool/amtool, and real servers for tests
 
 install_debian_packages() {
   local missing=()
@@ -21,7 +22,12 @@ install_debian_packages() {
   if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
     apt-get update -qq
+    # Tests start their own servers on loopback; keep the packages' services from starting on install
+    # (Debian's documented policy-rc.d mechanism, removed right after).
+    local policy=/usr/sbin/policy-rc.d created=false
+    if [[ ! -e $policy ]]; then printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && created=true; fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    if $created; then rm -f "$policy"; fi
   fi
 }
 
