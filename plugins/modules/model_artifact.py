@@ -21,6 +21,8 @@ description:
     O(path) only when everything verified; a corrupt or truncated artifact, or a wrong key, fails and
     leaves the previous model in place.
   - O(mode=verify) downloads and checks a version without writing anything.
+  - O(mode=replicate) copies versions, still encrypted, to O(target_store) (another region, account or
+    cloud) and verifies every copied version there byte for byte; a rerun copies only what is missing.
   - Why this module exists; the object-storage modules of the cloud collections copy objects, but none
     gives a verified, encrypted, resumable, content-addressed model with an atomic swap on the host.
 author:
@@ -38,7 +40,7 @@ options:
   mode:
     description: What to do.
     type: str
-    choices: [push, pull, verify]
+    choices: [push, pull, verify, replicate]
     required: true
   name:
     description: Artifact name (for example the model's name); one key prefix in the store.
@@ -53,6 +55,11 @@ options:
   path:
     description: The local model directory (source of a push, destination of a pull).
     type: path
+  target_store:
+    description:
+      - Destination of O(mode=replicate), with the same suboptions as O(store). The same O(encryption) key
+        must be able to unwrap the data key there (a key file, or a multi-region KMS key).
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -102,6 +109,11 @@ skipped:
   returned: when mode is push
   type: list
   elements: str
+replicated:
+  description: Versions copied to O(target_store) and verified there (or that would be, in check mode).
+  returned: when mode is replicate
+  type: list
+  elements: str
 files:
   description: Number of files verified.
   returned: when mode is verify
@@ -121,11 +133,12 @@ from ansible_collections.llmops.platform.plugins.module_utils.storage_args impor
     ENCRYPTION_OPTION, STORE_OPTION, key_wrapper)
 
 ARGUMENT_SPEC = dict(
-    mode=dict(type="str", required=True, choices=["push", "pull", "verify"]),
+    mode=dict(type="str", required=True, choices=["push", "pull", "verify", "replicate"]),
     name=dict(type="str", required=True),
     version=dict(type="str"),
     path=dict(type="path"),
     store=STORE_OPTION,
+    target_store=dict(STORE_OPTION, required=False),
     encryption=ENCRYPTION_OPTION,
 )
 
@@ -139,6 +152,11 @@ def run(module):
         return repo.push(params["path"], params["version"], check_mode=module.check_mode)
     if params["mode"] == "pull":
         return repo.pull(params["path"], params["version"], check_mode=module.check_mode)
+    if params["mode"] == "replicate":
+        if not params["target_store"]:
+            raise SpecError("target_store", "is required with mode=replicate")
+        target = ArtifactRepository(open_store(params["target_store"]), params["name"], repo.wrapper)
+        return repo.replicate(target, [params["version"]] if params["version"] else None, check_mode=module.check_mode)
     result = repo.verify(params["version"])
     result["changed"] = False
     return result

@@ -199,3 +199,32 @@ def test_s3_and_kms_end_to_end_against_moto(lab, run_module, aws_backend, monkey
     pulled = run_module(model_artifact.main, args(lab, "pull", store=store, encryption=encryption))
     assert pulled["changed"] and tree(lab["dest"]) == tree(lab["model"])
     assert not run_module(model_artifact.main, args(lab, "verify", store=store, encryption=encryption)).failed
+
+
+def test_replicate_to_another_store_copies_ciphertext_and_verifies(lab, run_module):
+    first = run_module(model_artifact.main, args(lab, "push"))["version"]
+    write_model(lab["model"], seed=b"9")
+    second = run_module(model_artifact.main, args(lab, "push"))["version"]
+    standby = {"type": "local", "path": str(lab["tmp"] / "standby-region")}
+    planned = run_module(model_artifact.main, args(lab, "replicate", target_store=standby), check_mode=True)
+    assert planned["changed"] and sorted(planned["replicated"]) == sorted([first, second])
+    assert not os.path.exists(standby["path"])
+    done = run_module(model_artifact.main, args(lab, "replicate", target_store=standby))
+    assert done["changed"] and sorted(done["replicated"]) == sorted([first, second])
+    assert tree(standby["path"]) == tree(lab["store"]), "an exact, still encrypted copy"
+    assert run_module(model_artifact.main, args(lab, "replicate", target_store=standby))["changed"] is False
+    # The standby store serves a verified pull on its own.
+    pulled = run_module(model_artifact.main, dict(args(lab, "pull"), store=standby))
+    assert pulled["version"] == second and tree(lab["dest"]) == tree(lab["model"])
+
+
+def test_replicate_refuses_to_copy_a_corrupt_source(lab, run_module):
+    version = run_module(model_artifact.main, args(lab, "push"))["version"]
+    path = blob_path(lab, version)
+    data = bytearray(open(path, "rb").read())
+    data[20] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+    standby = {"type": "local", "path": str(lab["tmp"] / "standby-region")}
+    result = run_module(model_artifact.main, args(lab, "replicate", target_store=standby))
+    assert result.failed and "failed authentication" in result["msg"]
+    assert not os.path.exists(os.path.join(standby["path"], "tiny-llama", "manifests")), "no version published"
