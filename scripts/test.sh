@@ -31,7 +31,7 @@ stage_build() {
     echo "build: the artifact contains files build_ignore should have excluded" >&2; return 1
   fi
   local doc
-  for module in gpu_cluster gpu_cluster_info gpu_capacity_info model_artifact backup_catalog prometheus_snapshot; do
+  for module in gpu_cluster gpu_cluster_info gpu_capacity_info model_artifact backup_catalog prometheus_snapshot gpu_facts; do
     doc="$(ANSIBLE_COLLECTIONS_PATH="$out/installed" ansible-doc "llmops.platform.$module")"
     if ! grep -q "EXAMPLES" <<<"$doc" || ! grep -q "RETURN VALUES" <<<"$doc"; then
       echo "build: ansible-doc llmops.platform.$module is incomplete" >&2; return 1

@@ -116,7 +116,8 @@ class KmsKeyWrapper(object):
         try:
             return self.client.decrypt(CiphertextBlob=base64.b64decode(record["wrapped"]),
                                        EncryptionContext={"purpose": "llmops-dek"})["Plaintext"]
-        except Exception as exc:  # pylint: disable=broad-except - botocore's ClientError, reported with its code
+        # botocore's ClientError (and friends), reported with the code KMS gave.
+        except Exception as exc:  # pylint: disable=broad-except
             code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
             raise IntegrityError("KMS refused to unwrap the data key (%s)" % code,
                                  hint="check the KMS key policy allows kms:Decrypt for these credentials")

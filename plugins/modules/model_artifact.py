@@ -57,9 +57,34 @@ options:
     type: path
   target_store:
     description:
-      - Destination of O(mode=replicate), with the same suboptions as O(store). The same O(encryption) key
-        must be able to unwrap the data key there (a key file, or a multi-region KMS key).
+      - Destination of O(mode=replicate), another store, region or cloud. The same O(encryption) key must be
+        able to unwrap the data key there (a key file, or a multi-region KMS key).
     type: dict
+    suboptions:
+      type:
+        description: V(local) is a directory; V(s3) is an S3 bucket.
+        type: str
+        choices: [local, s3]
+        required: true
+      path:
+        description: Directory of a V(local) store.
+        type: path
+      bucket:
+        description: Bucket of an V(s3) store.
+        type: str
+      prefix:
+        description: Key prefix inside the bucket.
+        type: str
+        default: ""
+      region:
+        description: Region of the bucket.
+        type: str
+      endpoint_url:
+        description: Alternative S3 endpoint.
+        type: str
+      profile:
+        description: AWS profile.
+        type: str
 """
 
 EXAMPLES = r"""

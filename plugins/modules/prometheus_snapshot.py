@@ -130,7 +130,8 @@ def request(module, method, path):
     try:
         response = open_url(url, method=method, headers=headers, timeout=module.params["timeout"])
         return json.loads(response.read())
-    except Exception as exc:  # pylint: disable=broad-except - urllib raises several unrelated types
+    # open_url raises several unrelated types (HTTPError, URLError, socket errors).
+    except Exception as exc:  # pylint: disable=broad-except
         body = getattr(exc, "read", lambda: b"")()
         code = getattr(exc, "code", None)
         hint = "is Prometheus running at %s?" % module.params["url"]
