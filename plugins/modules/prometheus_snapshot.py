@@ -17,7 +17,7 @@ description:
     version of the backup set O(name) (see M(llmops.platform.model_artifact) for the format). TSDB blocks
     are immutable, so consecutive snapshots share most blobs and only new blocks are uploaded.
   - The local snapshot directory is removed afterwards unless O(keep_local=true).
-  - Prometheus must run with C(--web.enable-admin-api) (the collection's C(prometheus) role has a switch).
+  - Prometheus must run with C(--web.enable-admin-api) (in the collection's C(prometheus) role, add it to C(prometheus_extra_args)).
   - Why this module exists; no collection wraps the TSDB snapshot API, and a snapshot is only a backup once
     it has left the host, verified.
 author:
@@ -136,7 +136,7 @@ def request(module, method, path):
         code = getattr(exc, "code", None)
         hint = "is Prometheus running at %s?" % module.params["url"]
         if code in (403, 404) or b"admin APIs disabled" in body:
-            hint = "start Prometheus with --web.enable-admin-api (prometheus_admin_api_enabled: true in the prometheus role)"
+            hint = "start Prometheus with --web.enable-admin-api (prometheus_extra_args: [--web.enable-admin-api] in the prometheus role)"
         detail = ("%s %s" % (exc, body.decode("utf-8", "replace")[:200])).strip()
         raise ProviderError("%s %s failed: %s" % (method, url, detail), code=code, hint=hint)
 
