@@ -189,6 +189,53 @@ EXAMPLES = r"""
     provider: local
     name: llmops-lab
     state: absent
+
+- name: AWS - EKS with an on-demand L4 pool that falls back through instance types and zones
+  llmops.platform.gpu_cluster:
+    provider: aws
+    name: llmops-prod
+    region: us-east-1
+    kubernetes_version: "1.33"
+    provider_options:
+      cluster_role_arn: arn:aws:iam::123456789012:role/llmops-eks-cluster
+      node_role_arn: arn:aws:iam::123456789012:role/llmops-eks-node
+      subnet_ids: [subnet-0aaa, subnet-0bbb, subnet-0ccc]
+    node_pools:
+      - {name: system, count: 2, instance_types: [m7i.large]}
+      - name: gpu
+        count: 4
+        min_count: 2
+        max_count: 12
+        gpu: {type: nvidia-l4, count: 1}
+        instance_types: [g6.2xlarge, g6.4xlarge]
+        zones: [us-east-1a, us-east-1b]
+        taints: [{key: nvidia.com/gpu, value: present, effect: NoSchedule}]
+    kubeconfig: ~/.kube/llmops-prod.yaml
+  register: cluster
+
+- name: GCP - GKE with a spot L4 pool; credentials from the AWX "Google Compute Engine" credential
+  llmops.platform.gpu_cluster:
+    provider: gcp
+    name: llmops-dev
+    region: us-central1
+    provider_options:
+      project: acme-llm-dev
+      service_account_file: "{{ lookup('ansible.builtin.env', 'GCP_SERVICE_ACCOUNT_FILE') }}"
+    node_pools:
+      - {name: system, count: 1, instance_types: [e2-standard-4]}
+      - {name: gpu, count: 1, capacity_type: spot, gpu: {type: nvidia-l4, count: 1}, zones: [us-central1-a, us-central1-b]}
+
+- name: Azure - AKS with a Spot T4 pool; service principal from the AWX "Microsoft Azure Resource Manager" credential
+  llmops.platform.gpu_cluster:
+    provider: azure
+    name: llmops-staging
+    region: eastus
+    provider_options:
+      subscription_id: "{{ lookup('ansible.builtin.env', 'AZURE_SUBSCRIPTION_ID') }}"
+      resource_group: llmops-staging
+    node_pools:
+      - {name: system, count: 2, instance_types: [Standard_D4s_v5]}
+      - {name: gpu, count: 1, min_count: 0, max_count: 3, capacity_type: spot, gpu: {type: nvidia-t4, count: 1}}
 """
 
 RETURN = r"""
