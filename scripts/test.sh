@@ -83,7 +83,12 @@ for stage in "${stages[@]}"; do
   declare -F "stage_$stage" >/dev/null || { echo "unknown stage $stage (stages: ${ALL_STAGES[*]})" >&2; exit 2; }
   log "stage $stage"
   start=$SECONDS
-  if ! "stage_$stage"; then
+  # A subshell outside any `if`, so `set -e` holds inside the stage: its first failing command fails it.
+  set +e
+  (set -e; "stage_$stage")
+  status=$?
+  set -e
+  if ((status != 0)); then
     log "stage $stage FAILED after $((SECONDS - start))s"
     echo "stages: $passed passed, 1 failed"
     exit 1
