@@ -3,7 +3,9 @@
 #   lint       ansible-lint --profile production
 #   sanity     ansible-test sanity on the collection
 #   unit       pytest tests/unit (real podman for the local provider)
+#   serving    serving_image/ pytest suite: the real HTTP server and torch generation on a tiny model
 #   build      ansible-galaxy collection build + install, modules resolve by FQCN, docs render
+#   image      the serving image built with podman on the lab base image, run once and hit over HTTP
 #   molecule   every scenario under molecule/ (podman driver, systemd Debian nodes)
 #   e2e        playbooks/site.yml on inventories/local twice (second run must change nothing), teardown
 # Run one stage with: scripts/test.sh unit   (several: scripts/test.sh lint unit)
@@ -12,7 +14,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$LLMOPS_ROOT"
 
-ALL_STAGES=(lint sanity unit build molecule e2e)
+ALL_STAGES=(lint sanity unit serving build image molecule e2e)
 stages=("$@"); ((${#stages[@]})) || stages=("${ALL_STAGES[@]}")
 
 stage_lint() { ansible-lint; }
@@ -20,6 +22,10 @@ stage_lint() { ansible-lint; }
 stage_sanity() { bash scripts/sanity.sh; }
 
 stage_unit() { python -m pytest tests/unit -q -p no:cacheprovider; }
+
+stage_serving() { bash serving_image/scripts/test.sh; }
+
+stage_image() { bash serving_image/scripts/test-image.sh; }
 
 stage_build() {
   local out; out="$(mktemp -d)"
