@@ -11,7 +11,7 @@ rm -rf "$dest" && mkdir -p "$dest"
 cd "$LLMOPS_ROOT"
 git ls-files --cached --others --exclude-standard -z \
   | grep -zv '^serving_image/' \
-  | while IFS= read -r -d '' f; do [[ -e "$f" ]] && printf '%s\0' "$f"; done \
+  | while IFS= read -r -d '' f; do if [[ -f "$f" && ! -L "$f" ]]; then printf '%s\0' "$f"; fi; done \
   | xargs -0 cp --parents -t "$dest"
 cd "$dest"
 ansible-test sanity --local --python 3.11 --color no "$@"
