@@ -109,8 +109,8 @@ selected:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.llmops.platform.plugins.module_utils.entrypoint import run_module
 from ansible_collections.llmops.platform.plugins.module_utils import retention
 from ansible_collections.llmops.platform.plugins.module_utils.artifact import ArtifactRepository, artifact_names
 from ansible_collections.llmops.platform.plugins.module_utils.errors import LlmopsError, SpecError
@@ -187,11 +187,7 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        module.exit_json(**run(module))
-    except LlmopsError as exc:
-        module.fail_json(msg=str(exc))
+    run_module(ARGUMENT_SPEC, run)
 
 
 if __name__ == "__main__":

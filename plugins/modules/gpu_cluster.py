@@ -289,10 +289,9 @@ import os
 import stat
 import tempfile
 
-from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.llmops.platform.plugins.module_utils.entrypoint import run_module
 from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import parse_cluster_spec
-from ansible_collections.llmops.platform.plugins.module_utils.errors import LlmopsError
 from ansible_collections.llmops.platform.plugins.module_utils.providers import get_provider, provider_names
 from ansible_collections.llmops.platform.plugins.module_utils.reconcile import (
     apply_plan, plan_absent, plan_present)
@@ -413,11 +412,7 @@ def _expected_after(spec, state):
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        module.exit_json(**run(module))
-    except LlmopsError as exc:
-        module.fail_json(msg=str(exc))
+    run_module(ARGUMENT_SPEC, run)
 
 
 if __name__ == "__main__":

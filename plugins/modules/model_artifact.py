@@ -149,10 +149,10 @@ total_size:
   type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.llmops.platform.plugins.module_utils.entrypoint import run_module
 from ansible_collections.llmops.platform.plugins.module_utils.artifact import ArtifactRepository
-from ansible_collections.llmops.platform.plugins.module_utils.errors import LlmopsError, SpecError
+from ansible_collections.llmops.platform.plugins.module_utils.errors import SpecError
 from ansible_collections.llmops.platform.plugins.module_utils.objectstore import open_store
 from ansible_collections.llmops.platform.plugins.module_utils.storage_args import (
     ENCRYPTION_OPTION, STORE_OPTION, key_wrapper)
@@ -188,11 +188,7 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        module.exit_json(**run(module))
-    except LlmopsError as exc:
-        module.fail_json(msg=str(exc))
+    run_module(ARGUMENT_SPEC, run)
 
 
 if __name__ == "__main__":
