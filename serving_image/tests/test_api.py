@@ -187,7 +187,7 @@ def test_chat_validation(client):
 def test_body_too_large_and_bad_json(client):
     r = client.post("/v1/completions", content=b'{"prompt": "' + b"a" * 70000 + b'"}',
                     headers={"content-type": "application/json"})
-    assert r.status_code == 413
+    assert r.status_code == 400
     assert r.json()["error"]["param"] == "body"
     assert r.json()["error"]["code"] == "request_too_large"
     r = client.post("/v1/completions", content=b"{not json", headers={"content-type": "application/json"})

@@ -2,7 +2,7 @@
 the engine thread, and tokenization / chat templates run in worker threads.
 
 Request path for generation routes:
-  authenticate (401) -> ready/draining check (503) -> body size (413) and JSON
+  authenticate (401) -> ready/draining check (503) -> body size and JSON
   (400) -> validation (400) -> PII (mask / redact / reject 400) -> tokenization
   and context-length check (400) -> rate limit (429) -> queue admission (503)
   -> stream (SSE) or wait for the result.
@@ -116,13 +116,13 @@ async def _read_json(request: Request, limit: int):
     cl = request.headers.get("content-length")
     if cl and cl.isdigit() and int(cl) > limit:
         raise invalid(f"request body is larger than the limit of {limit} bytes", param="body",
-                      code="request_too_large", status=413)
+                      code="request_too_large")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise invalid(f"request body is larger than the limit of {limit} bytes", param="body",
-                          code="request_too_large", status=413)
+                          code="request_too_large")
         chunks.append(chunk)
     try:
         return json.loads(b"".join(chunks) or b"null")
