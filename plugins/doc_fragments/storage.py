@@ -12,33 +12,68 @@ class ModuleDocFragment(object):
     DOCUMENTATION = r"""
 options:
   store:
-    description: Where artifacts and backup sets live.
+    description:
+      - Where artifacts and backup sets live. Give O(store.type) and its fields, or O(store.url).
+      - V(local) is a directory (the lab, a mounted volume); V(s3) an S3 bucket (boto3); V(gcs) a Google Cloud
+        Storage bucket (JSON API through google-auth); V(azure) an Azure Blob Storage container (Blob REST API).
     type: dict
     required: true
     suboptions:
       type:
-        description: V(local) is a directory (the lab, a mounted volume); V(s3) is an S3 bucket.
+        description: Kind of store; required unless O(store.url) names it.
         type: str
-        choices: [local, s3]
-        required: true
+        choices: [local, s3, gcs, azure]
+      url:
+        description:
+          - The store as one URL, instead of O(store.type) and its fields (fields that are also set must agree).
+          - V(/srv/backups) or V(file:///srv/backups) (local), V(s3://bucket/prefix), V(gs://bucket/prefix),
+            V(az://account/container/prefix), or V(https://account.blob.core.windows.net/container/prefix)
+            (Azure, any cloud's C(blob.core) host).
+        type: str
       path:
         description: Directory of a V(local) store.
         type: path
       bucket:
-        description: Bucket of an V(s3) store.
+        description: Bucket of an V(s3) or V(gcs) store.
         type: str
       prefix:
-        description: Key prefix inside the bucket.
+        description: Key prefix inside the bucket or container.
         type: str
         default: ""
       region:
-        description: Region of the bucket.
+        description: Region of an V(s3) bucket.
         type: str
       endpoint_url:
-        description: Alternative S3 endpoint (S3-compatible storage, tests).
+        description:
+          - Alternative endpoint. V(s3) an S3-compatible service; V(gcs) the JSON API root (default
+            V(https://storage.googleapis.com)); V(azure) the account's blob endpoint (default
+            V(https://<account>.blob.core.windows.net); C(https) only, except on loopback).
         type: str
       profile:
-        description: AWS profile; otherwise the usual AWS environment variables and files are used.
+        description: AWS profile of an V(s3) store; otherwise the usual AWS environment variables and files are used.
+        type: str
+      account:
+        description: Storage account name of an V(azure) store.
+        type: str
+      container:
+        description: Container of an V(azure) store.
+        type: str
+      service_account_file:
+        description:
+          - Service account JSON key file of a V(gcs) store. Without it (and without O(store.access_token)),
+            Application Default Credentials are used (C(GOOGLE_APPLICATION_CREDENTIALS), the GCE/GKE metadata server).
+        type: path
+      access_token:
+        description:
+          - A bearer token obtained elsewhere, for V(gcs) (OAuth 2.0, scope C(devstorage.read_write)) or V(azure)
+            (Microsoft Entra, scope C(https://storage.azure.com/.default)); it is not refreshed.
+          - Without it, V(azure) uses a service principal from C(AZURE_CLIENT_ID), C(AZURE_SECRET) and
+            C(AZURE_TENANT) (as the AWX Azure credential sets them), else a managed identity or C(az login).
+        type: str
+      sas_token:
+        description:
+          - Shared access signature of an V(azure) store (the query string, with or without C(?)); it needs
+            read, add, create, write, delete and list permissions. Used instead of a Microsoft Entra token.
         type: str
   encryption:
     description: The key that wraps the artifact's data key. Exactly one of O(encryption.key_file) or O(encryption.kms_key_id).
@@ -58,5 +93,75 @@ options:
         description: Alternative KMS endpoint (tests).
         type: str
 notes:
-  - Needs the C(cryptography) Python package on the host that runs it, and C(boto3) for S3 or KMS.
+  - Needs the C(cryptography) Python package on the host that runs it, C(boto3) for S3 or KMS, C(google-auth) and
+    C(requests) for GCS, C(requests) and (without a SAS token) C(azure-identity) for Azure Blob Storage.
+  - Every upload carries an MD5 the service checks on arrival; large objects go up in resumable pieces (S3 by
+    boto3, GCS resumable uploads, Azure blocks) and transient errors (throttling, 5xx, dropped connections) are retried.
+"""
+
+    # The destination of a replication (model_artifact mode=replicate): the same fields as store.
+    TARGET_STORE = r"""
+options:
+  target_store:
+    description:
+      - Destination of O(mode=replicate), another store, region, account or cloud, with the same fields as O(store).
+        The same O(encryption) key must be able to unwrap the data key there (a key file, or a multi-region KMS key).
+    type: dict
+    suboptions:
+      type:
+        description: Kind of store; required unless O(target_store.url) names it.
+        type: str
+        choices: [local, s3, gcs, azure]
+      url:
+        description:
+          - The store as one URL, instead of O(target_store.type) and its fields (fields that are also set must agree).
+          - V(/srv/backups) or V(file:///srv/backups) (local), V(s3://bucket/prefix), V(gs://bucket/prefix),
+            V(az://account/container/prefix), or V(https://account.blob.core.windows.net/container/prefix)
+            (Azure, any cloud's C(blob.core) host).
+        type: str
+      path:
+        description: Directory of a V(local) store.
+        type: path
+      bucket:
+        description: Bucket of an V(s3) or V(gcs) store.
+        type: str
+      prefix:
+        description: Key prefix inside the bucket or container.
+        type: str
+        default: ""
+      region:
+        description: Region of an V(s3) bucket.
+        type: str
+      endpoint_url:
+        description:
+          - Alternative endpoint. V(s3) an S3-compatible service; V(gcs) the JSON API root (default
+            V(https://storage.googleapis.com)); V(azure) the account's blob endpoint (default
+            V(https://<account>.blob.core.windows.net); C(https) only, except on loopback).
+        type: str
+      profile:
+        description: AWS profile of an V(s3) store; otherwise the usual AWS environment variables and files are used.
+        type: str
+      account:
+        description: Storage account name of an V(azure) store.
+        type: str
+      container:
+        description: Container of an V(azure) store.
+        type: str
+      service_account_file:
+        description:
+          - Service account JSON key file of a V(gcs) store. Without it (and without O(target_store.access_token)),
+            Application Default Credentials are used (C(GOOGLE_APPLICATION_CREDENTIALS), the GCE/GKE metadata server).
+        type: path
+      access_token:
+        description:
+          - A bearer token obtained elsewhere, for V(gcs) (OAuth 2.0, scope C(devstorage.read_write)) or V(azure)
+            (Microsoft Entra, scope C(https://storage.azure.com/.default)); it is not refreshed.
+          - Without it, V(azure) uses a service principal from C(AZURE_CLIENT_ID), C(AZURE_SECRET) and
+            C(AZURE_TENANT) (as the AWX Azure credential sets them), else a managed identity or C(az login).
+        type: str
+      sas_token:
+        description:
+          - Shared access signature of an V(azure) store (the query string, with or without C(?)); it needs
+            read, add, create, write, delete and list permissions. Used instead of a Microsoft Entra token.
+        type: str
 """

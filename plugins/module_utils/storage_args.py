@@ -17,15 +17,23 @@ except ImportError:  # pragma: no cover
 from ansible_collections.llmops.platform.plugins.module_utils import envelope
 from ansible_collections.llmops.platform.plugins.module_utils.errors import SpecError
 
-STORE_OPTION = dict(type="dict", required=True, options=dict(
-    type=dict(type="str", required=True, choices=["local", "s3"]),
+STORE_OPTIONS = dict(
+    type=dict(type="str", choices=["local", "s3", "gcs", "azure"]),
+    url=dict(type="str"),
     path=dict(type="path"),
     bucket=dict(type="str"),
     prefix=dict(type="str", default=""),
     region=dict(type="str"),
     endpoint_url=dict(type="str"),
     profile=dict(type="str"),
-))
+    account=dict(type="str"),
+    container=dict(type="str"),
+    service_account_file=dict(type="path"),
+    access_token=dict(type="str", no_log=True),
+    sas_token=dict(type="str", no_log=True),
+)
+
+STORE_OPTION = dict(type="dict", required=True, options=STORE_OPTIONS, required_one_of=[("type", "url")])
 
 ENCRYPTION_OPTION = dict(type="dict", required=True, no_log=False, options=dict(
     key_file=dict(type="path", no_log=False),

@@ -29,6 +29,7 @@ author:
   - llmops.platform maintainers (@llmops)
 extends_documentation_fragment:
   - llmops.platform.storage
+  - llmops.platform.storage.target_store
 attributes:
   check_mode:
     support: full
@@ -55,36 +56,6 @@ options:
   path:
     description: The local model directory (source of a push, destination of a pull).
     type: path
-  target_store:
-    description:
-      - Destination of O(mode=replicate), another store, region or cloud. The same O(encryption) key must be
-        able to unwrap the data key there (a key file, or a multi-region KMS key).
-    type: dict
-    suboptions:
-      type:
-        description: V(local) is a directory; V(s3) is an S3 bucket.
-        type: str
-        choices: [local, s3]
-        required: true
-      path:
-        description: Directory of a V(local) store.
-        type: path
-      bucket:
-        description: Bucket of an V(s3) store.
-        type: str
-      prefix:
-        description: Key prefix inside the bucket.
-        type: str
-        default: ""
-      region:
-        description: Region of the bucket.
-        type: str
-      endpoint_url:
-        description: Alternative S3 endpoint.
-        type: str
-      profile:
-        description: AWS profile.
-        type: str
 """
 
 EXAMPLES = r"""

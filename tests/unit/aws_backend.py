@@ -81,9 +81,13 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         for key, value in response.getheaders():
             if key.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
                 self.send_header(key, value)
-        self.send_header("Content-Length", str(len(payload)))
+        # A HEAD answer has no body but keeps the upstream's Content-Length (the object's size).
+        upstream_length = response.getheader("Content-Length")
+        length = upstream_length if self.command == "HEAD" and upstream_length else str(len(payload))
+        self.send_header("Content-Length", length)
         self.end_headers()
-        self.wfile.write(payload)
+        if self.command != "HEAD":
+            self.wfile.write(payload)
 
     def _maybe_fail(self, cluster, nodegroup, payload):
         types = self.server.nodegroup_types.get((cluster, nodegroup)) or []
