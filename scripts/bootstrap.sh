@@ -12,7 +12,7 @@ cd "$LLMOPS_ROOT"
 
 DEBIAN_PACKAGES=(podman runc debootstrap uidmap slirp4netns containernetworking-plugins iptables
                  python3 python3-venv python3-dev gcc git ca-certificates shellcheck
-                 prometheus prometheus-alertmanager redis-server)  # promtool/amtool, real servers for tests
+                 prometheus prometheus-alertmanager prometheus-node-exporter redis-server)  # promtool/amtool, real servers for tests
 
 install_debian_packages() {
   local missing=()

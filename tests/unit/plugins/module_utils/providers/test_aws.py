@@ -171,6 +171,12 @@ def test_dev_inventory_finds_the_nodes_the_provider_made(aws_backend, run_module
              {"name": "gpu", "count": 2, "gpu": {"type": "nvidia-l4"}}]
     assert not run_module(gpu_cluster.main, cluster_args(aws_backend, "llmops-dev", pools)).failed
     aws_backend.sync_nodes("llmops-dev")
+    # A logging VM beside the cluster (not an EKS node): found by its llmops:* tags, grouped apart.
+    ec2 = aws_backend.client("ec2")
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    logging_vm = ec2.run_instances(ImageId=image, InstanceType="m7i.xlarge", MinCount=1, MaxCount=1, TagSpecifications=[
+        {"ResourceType": "instance", "Tags": [{"Key": "llmops:cluster", "Value": "llmops-dev"},
+                                              {"Key": "llmops:role", "Value": "logging"}]}])["Instances"][0]
     env = dict(os.environ, AWS_ENDPOINT_URL=aws_backend.proxy.url, AWS_ACCESS_KEY_ID="testing",
                AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
     root = pathlib.Path(__file__).resolve().parents[5]
@@ -180,6 +186,9 @@ def test_dev_inventory_finds_the_nodes_the_provider_made(aws_backend, run_module
     gpu_nodes = inventory["llmops_gpu_nodes"]["hosts"]
     assert len(gpu_nodes) == 2 and len(inventory["llmops_nodes"]["hosts"]) == 3
     assert inventory["llmops_monitoring"]["hosts"] == [h for h in inventory["llmops_nodes"]["hosts"] if h not in gpu_nodes]
+    assert inventory["llmops_logging"]["hosts"] == [logging_vm["PrivateDnsName"]]
+    assert logging_vm["PrivateDnsName"] not in inventory["llmops_nodes"]["hosts"]
+    ec2.terminate_instances(InstanceIds=[logging_vm["InstanceId"]])
     # ansible-inventory marks values from the cloud as unsafe ({"__ansible_unsafe": value}).
     hostvars = dict((k, v.get("__ansible_unsafe", v) if isinstance(v, dict) else v)
                     for k, v in inventory["_meta"]["hostvars"][gpu_nodes[0]].items())
