@@ -8,13 +8,14 @@
 #   image      the serving image built with podman on the lab base image, run once and hit over HTTP
 #   molecule   every scenario under molecule/ (podman driver, systemd Debian nodes)
 #   e2e        playbooks/site.yml on inventories/local twice (second run must change nothing), teardown
+#   dr         backup -> replicate (moto S3) -> wipe -> DR drill -> failover, and the restore faults (scripts/dr-lab.sh)
 # Run one stage with: scripts/test.sh unit   (several: scripts/test.sh lint unit)
 set -euo pipefail
 # shellcheck source=scripts/env.sh
 source "$(dirname "$0")/env.sh"
 cd "$LLMOPS_ROOT"
 
-ALL_STAGES=(lint sanity unit serving build image molecule e2e)
+ALL_STAGES=(lint sanity unit serving build image molecule e2e dr)
 stages=("$@"); ((${#stages[@]})) || stages=("${ALL_STAGES[@]}")
 
 stage_lint() { ansible-lint; }
@@ -37,7 +38,7 @@ stage_build() {
     echo "build: the artifact contains files build_ignore should have excluded" >&2; return 1
   fi
   local doc
-  for module in gpu_cluster gpu_cluster_info gpu_capacity_info model_artifact backup_catalog prometheus_snapshot gpu_facts; do
+  for module in gpu_cluster gpu_cluster_info gpu_capacity_info model_artifact backup_catalog prometheus_snapshot gpu_facts llm_endpoint_check; do
     doc="$(ANSIBLE_COLLECTIONS_PATH="$out/installed" ansible-doc "llmops.platform.$module")"
     if ! grep -q "EXAMPLES" <<<"$doc" || ! grep -q "RETURN VALUES" <<<"$doc"; then
       echo "build: ansible-doc llmops.platform.$module is incomplete" >&2; return 1
@@ -49,7 +50,7 @@ stage_build() {
   grep -q '"exists": false' "$out/adhoc.log"
   # ...and it is the installed copy that answered, not this checkout.
   (cd "$out" && env -u ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH="$out/installed" \
-     ansible-galaxy collection list llmops.platform) | grep -q "^# $out/installed/ansible_collections"
+     ansible-galaxy collection list llmops.platform) | grep "^# $out/installed/ansible_collections" >/dev/null
   echo "build: artifact builds, installs, documents and runs its modules by FQCN"
 }
 
@@ -66,6 +67,8 @@ recap_changes() {  # sum of changed= in a PLAY RECAP read from stdin
   grep -Eo 'changed=[0-9]+' | cut -d= -f2 | awk '{ s += $1 } END { print s + 0 }'
 }
 
+stage_dr() { bash scripts/dr-lab.sh; }
+
 stage_e2e() {
   local log1 log2; log1="$(mktemp)"; log2="$(mktemp)"
   trap 'rm -f "$log1" "$log2"' RETURN
@@ -76,11 +79,25 @@ stage_e2e() {
     echo "e2e: the second run of site.yml changed $changes thing(s); it must change nothing" >&2; return 1
   fi
   grep -Eq 'node llmops-lab-gpu-1 \(gpu\) running' "$log2" || { echo "e2e: report lacks the GPU nodes" >&2; return 1; }
+  # Serving: smoke-tested on both runs; after the second, the API answers with the generated key (kept in
+  # an owner-only file) and refuses a request without it.
+  local run; for run in "$log1" "$log2"; do
+    grep -q 'smoke test passed: http://127.0.0.1:8080 ' "$run" || { echo "e2e: no passed smoke test in $run" >&2; return 1; }
+  done
+  local key_file="$HOME/.llmops/llmops-lab/serving-api-key" api=http://127.0.0.1:8080/v1/completions
+  local body='{"model": "tiny-llama", "prompt": "Hello", "max_tokens": 4}'
+  [[ "$(stat -c %a "$key_file")" == 600 ]] || { echo "e2e: $key_file is not mode 600" >&2; return 1; }
+  local answer; answer="$(curl -sS --fail -H "Authorization: Bearer $(cat "$key_file")" \
+                           -H 'Content-Type: application/json' -d "$body" "$api")"
+  grep -q '"choices"' <<<"$answer" || { echo "e2e: the API did not answer with the generated key" >&2; return 1; }
+  [[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d "$body" "$api")" == 401 ]] \
+    || { echo "e2e: the API answered without a key" >&2; return 1; }
   ansible-playbook -i inventories/local playbooks/teardown.yml
+  if podman pod exists llmops-serving-pod-0; then echo "e2e: teardown left the serving pod" >&2; return 1; fi
   local left; left="$(podman ps -a --filter label=llmops.cluster=llmops-lab --format '{{.Names}}'; \
                      podman network ls --filter label=llmops.cluster=llmops-lab --format '{{.Name}}')"
   if [[ -n "$left" ]]; then echo "e2e: teardown left behind: $left" >&2; return 1; fi
-  echo "e2e: site.yml built the lab, second run changed nothing, teardown left nothing"
+  echo "e2e: site.yml built the lab and served, second run changed nothing, teardown left nothing"
 }
 
 bash scripts/bootstrap.sh
