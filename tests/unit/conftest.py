@@ -56,9 +56,15 @@ class ModuleResult(dict):
 
 
 @pytest.fixture
-def run_module(capsys):
+def run_module(capsys, monkeypatch):
     """Run a module's main() in-process with real arguments; return its JSON result."""
+    from ansible.module_utils import _internal
     from ansible.module_utils.testing import patch_module_args
+
+    # Once any test module imports controller code (ansible.template, ...), ansible-core marks the process
+    # as the controller and module warnings go to the display instead of the result. A module runs as a
+    # module: on a target, never in the controller.
+    monkeypatch.setattr(_internal, "is_controller", False)
 
     def run(main, args, check_mode=False, diff=False):
         args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)

@@ -105,10 +105,10 @@ def rendered(tmp_path_factory):
     """Render twice: without credential inputs (nothing secret is created), then with dummy inputs for
     every credential the first render said it would need (the full set of objects)."""
     tmp_path = tmp_path_factory.mktemp("awx-render")
-    bare, _ = _render(tmp_path, "bare")
+    bare, dummy_out = _render(tmp_path, "bare")
     inputs = {name: {"key": DUMMY_SECRET} for name in bare["credentials_not_managed"]}
     full, output = _render(tmp_path, "full", {"awx_credential_inputs": inputs})
-    again, _ = _render(tmp_path, "again", {"awx_credential_inputs": inputs})
+    again, dummy_out = _render(tmp_path, "again", {"awx_credential_inputs": inputs})
     return {"bare": bare, "full": full, "again": again, "output": output, "inputs": inputs}
 
 
@@ -131,7 +131,7 @@ def check_args(args, spec_kwargs, doc_opts):
     them open checked against the documented suboptions. Returns a list of messages (empty = valid)."""
     kwargs = {k: v for k, v in spec_kwargs.items() if k not in ("argument_spec", "supports_check_mode")}
     spec = spec_kwargs["argument_spec"]
-    errors = [str(e).split(". Supported parameters")[0]
+    errors = [str(e).split(". Supported parameters", maxsplit=1)[0]
               for e in ModuleArgumentSpecValidator(spec, **kwargs).validate(copy.deepcopy(args)).errors]
     for key, value in args.items():
         option = spec.get(key)
@@ -157,7 +157,7 @@ def check_args(args, spec_kwargs, doc_opts):
 # --- the playbook passes rendered arguments through unchanged ------------------------------------------
 
 def test_every_awx_task_passes_rendered_options_unchanged(playbook_tasks):
-    _, tasks = playbook_tasks
+    dummy_play, tasks = playbook_tasks
     kinds = set()
     for task in tasks:
         kind, module, args = _task_kind_and_keys(task)
@@ -172,10 +172,10 @@ def test_every_awx_task_passes_rendered_options_unchanged(playbook_tasks):
 
 
 def test_rendered_objects_carry_only_options_their_task_passes(rendered, playbook_tasks):
-    _, tasks = playbook_tasks
+    dummy_play, tasks = playbook_tasks
     passed = {}
     for task in tasks:
-        kind, _, args = _task_kind_and_keys(task)
+        kind, dummy_keys, args = _task_kind_and_keys(task)
         passed[kind] = args
     for kind, objects in rendered["full"]["objects"].items():
         assert objects, "nothing rendered for %s" % kind
@@ -187,7 +187,7 @@ def test_rendered_objects_carry_only_options_their_task_passes(rendered, playboo
 
 
 def test_connection_defaults_are_options_of_every_module(playbook_tasks, specs):
-    play, _ = playbook_tasks
+    play, dummy_tasks = playbook_tasks
     defaults = play["module_defaults"]["group/awx.awx.controller"]
     for module, spec in specs.items():
         assert set(defaults) <= set(spec["argument_spec"]), module
@@ -224,11 +224,10 @@ def test_a_misspelled_option_or_wrong_type_is_caught(rendered, specs, doc_option
     assert any("name" in e for e in check_args(nameless, specs["job_template"], doc_options["job_template"]))
     node = next(n for n in rendered["full"]["objects"]["workflow_job_template_nodes"] if "approval_node" in n)
     bad_node = dict(node, approval_node=dict(node["approval_node"], timout=5))
-    assert any("timout" in e for e in check_args(bad_node, specs["workflow_job_template_node"],
-                                                  doc_options["workflow_job_template_node"]))
+    node_spec, node_doc = specs["workflow_job_template_node"], doc_options["workflow_job_template_node"]
+    assert any("timout" in e for e in check_args(bad_node, node_spec, node_doc))
     both = dict(node, unified_job_template="llmops report")
-    assert any("mutually exclusive" in e for e in check_args(both, specs["workflow_job_template_node"],
-                                                              doc_options["workflow_job_template_node"]))
+    assert any("mutually exclusive" in e for e in check_args(both, node_spec, node_doc))
 
 
 # --- what AWX itself would reject, and references between objects --------------------------------------
@@ -276,8 +275,8 @@ def test_one_inventory_per_cloud_and_environment_from_the_repository_files(rende
     configs = {"aws": "aws_ec2.yml", "gcp": "gcp.gcp_compute.yml", "azure": "azure_rm.yml"}
     for source in objs["inventory_sources"]:
         assert source["source"] == "scm"
-        assert (ROOT / source["source_path"]).is_file(), "%s: no %s in the repository" % (source["name"],
-                                                                                      source["source_path"])
+        assert (ROOT / source["source_path"]).is_file(), \
+            "%s: no %s in the repository" % (source["name"], source["source_path"])
         cloud = source["inventory"].split("-")[1]
         if source["name"].endswith(" nodes"):
             assert source["source_path"].endswith("/" + configs[cloud])
@@ -366,8 +365,8 @@ def test_workflow_runs_the_lifecycle_with_failure_paths(rendered):
         created = set()
         for node in own:  # children first: every linked node exists when its parent links to it
             for edge in ("success_nodes", "failure_nodes", "always_nodes"):
-                assert set(node[edge]) <= created, "%s: %s links to %s before it exists" % (wf, node["identifier"],
-                                                                                          node[edge])
+                assert set(node[edge]) <= created, \
+                    "%s: %s links to %s before it exists" % (wf, node["identifier"], node[edge])
             created.add(node["identifier"])
         by_id = {n["identifier"]: n for n in own}
 
@@ -434,7 +433,7 @@ def test_secrets_stay_out_of_output_and_render_file(rendered, playbook_tasks):
     assert DUMMY_SECRET not in json.dumps(rendered["full"])
     creds = rendered["full"]["objects"]["credentials"]
     assert creds and all(set(c["inputs"].values()) == {"<masked>"} for c in creds)
-    _, tasks = playbook_tasks
+    dummy_play, tasks = playbook_tasks
     for task in tasks:
         if "awx.awx.credential" in task or "awx.awx.notification_template" in task:
             assert task.get("no_log") is True, task["name"]

@@ -169,7 +169,7 @@ def serving_log_fields():
         except RuntimeError:
             access.error("failure", exc_info=True)
     finally:
-        access.handlers[:], access.propagate, _ = saved
+        access.handlers[:], access.propagate, dummy_level = saved
         access.setLevel(saved[2])
     fields = {}
     for line in stream.getvalue().splitlines():
@@ -646,6 +646,6 @@ def test_the_three_roles_pin_the_same_version_and_key():
         pins[role] = (defaults[role + "_version"], defaults[role + "_repository_key_fingerprint"],
                       defaults[role + "_repository_apt_url"])
     assert len(set(pins.values())) == 1, pins
-    version, fingerprint, _ = pins["elasticsearch"]
+    version, fingerprint, dummy_url = pins["elasticsearch"]
     assert re.fullmatch(r"\d+\.\d+\.\d+", version)
     assert re.fullmatch(r"[0-9A-F]{40}", fingerprint)
