@@ -68,3 +68,29 @@ def test_ssh_algorithms_are_modern_for_every_openssh_row():
         assert not any("sha1" in m or "md5" in m for m in row["macs"])
         assert not any("sha1" in k or "nistp" in k for k in row["kex"])
         assert not any(k.startswith(("ecdsa", "ssh-rsa", "ssh-dss")) for k in row["host_key_algorithms"])
+
+
+def test_aide_records_a_strong_hash():
+    # Debian's default group H includes md5 and sha1; the role narrows it to one strong hash.
+    assert DEFAULTS["node_hardening_integrity_checksums"] in ("sha256", "sha512", "H")
+
+
+def test_compilers_are_root_only_by_default():
+    assert DEFAULTS["node_hardening_compilers_restricted"] is True
+    assert {"as", "cc", "gcc"} <= set(DEFAULTS["node_hardening_compilers"])
+
+
+def test_ctrl_alt_del_does_not_reboot_the_node():
+    assert DEFAULTS["node_hardening_sysctl"]["kernel.ctrl-alt-del"] == 0
+    assert DEFAULTS["node_hardening_ctrl_alt_del_masked"] is True
+
+
+def test_debsums_check_is_scheduled():
+    assert DEFAULTS["node_hardening_tools_debsums_check"] in ("daily", "weekly", "monthly")
+
+
+def test_pam_umask_is_explicit_so_user_private_groups_keep_it():
+    # With only login.defs' UMASK, pam_umask (PAM 1.7, Debian 13) applies USERGROUPS_ENAB and turns
+    # 027 into 007 for users with a private group; the profile must name the umask and nousergroups.
+    tasks = (ROLE / "tasks" / "pam_Debian.yml").read_text()
+    assert "pam_umask.so umask={{ node_hardening_umask }} nousergroups" in tasks
