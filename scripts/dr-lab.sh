@@ -41,6 +41,25 @@ changes() { grep -Eo 'changed=[0-9]+' "$1" | cut -d= -f2 | awk '{ s += $1 } END 
 tree_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1); }
 site_behind_frontdoor() { curl -s -o /dev/null -D - http://127.0.0.1:18090/readyz | tr -d '\r' | awk -F': ' 'tolower($1)=="x-llmops-site" {print $2}'; }
 s3() { python - "$@"; }
+# damage_blob VERSION FILE truncate|flip: damage, in region B's bucket, the stored blob of one file of
+# model-tiny-llama VERSION: cut it to 8 bytes, or flip one byte in the middle (same size).
+damage_blob() {
+  s3 "$@" <<'PY'
+import json, os, sys, boto3
+version, path, how = sys.argv[1:4]
+s3 = boto3.client("s3", endpoint_url=os.environ["LLMOPS_DR_S3_ENDPOINT"])
+bucket, name = "llmops-dr-region-b", "model-tiny-llama"
+manifest = json.loads(s3.get_object(Bucket=bucket, Key="%s/manifests/%s.json" % (name, version))["Body"].read())
+entry = next(f for f in manifest["files"] if f["path"] == path)
+key = "%s/blobs/%s" % (name, entry["sha256"])
+body = bytearray(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+if how == "truncate":
+    body = body[:8]
+else:
+    body[len(body) // 2] ^= 0xFF
+s3.put_object(Bucket=bucket, Key=key, Body=bytes(body))
+PY
+}
 
 podman image exists localhost/llmops/serving:test \
   || fail "the serving image localhost/llmops/serving:test is missing: run scripts/test.sh image first"
@@ -144,32 +163,13 @@ grep -qi "wrong key" "$WORK/wrongkey.log" || { cat "$WORK/wrongkey.log"; fail "t
 [[ "$(tree_sum "$STANDBY")" == "$before" ]] || fail "a failed restore changed the model"
 
 log "dr: a truncated newest set is never restored; the newest good one is"
-s3 "$V2" <<'PY'
-import json, os, sys, boto3
-s3 = boto3.client("s3", endpoint_url=os.environ["LLMOPS_DR_S3_ENDPOINT"])
-bucket, name = "llmops-dr-region-b", "model-tiny-llama"
-manifest = json.loads(s3.get_object(Bucket=bucket, Key="%s/manifests/%s.json" % (name, sys.argv[1]))["Body"].read())
-readme = next(f for f in manifest["files"] if f["path"] == "README.md")
-key = "%s/blobs/%s" % (name, readme["sha256"])
-body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-s3.put_object(Bucket=bucket, Key=key, Body=body[:8])  # an upload cut short
-PY
+damage_blob "$V2" README.md truncate  # an upload cut short
 play playbooks/restore.yml -e llmops_restore_hosts=llmops_dr_standby | tee "$WORK/truncated.log"
 # The first version has no README.md: its absence shows the good set $V1 replaced the newest one.
 [[ ! -e "$STANDBY/README.md" && -e "$STANDBY/config.json" ]] || fail "the restore did not fall back to the good set $V1"
 
 log "dr: a corrupted set (same size, bytes changed) fails verification and the previous model stays"
-s3 "$V1" <<'PY'
-import json, os, sys, boto3
-s3 = boto3.client("s3", endpoint_url=os.environ["LLMOPS_DR_S3_ENDPOINT"])
-bucket, name = "llmops-dr-region-b", "model-tiny-llama"
-manifest = json.loads(s3.get_object(Bucket=bucket, Key="%s/manifests/%s.json" % (name, sys.argv[1]))["Body"].read())
-config = next(f for f in manifest["files"] if f["path"] == "config.json")
-key = "%s/blobs/%s" % (name, config["sha256"])
-body = bytearray(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-body[len(body) // 2] ^= 0xFF
-s3.put_object(Bucket=bucket, Key=key, Body=bytes(body))
-PY
+damage_blob "$V1" config.json flip
 rm -rf "$STANDBY" && mkdir -p "$STANDBY" && echo "previous model" > "$STANDBY/previous.txt"
 before="$(tree_sum "$STANDBY")"
 if play playbooks/restore.yml -e llmops_restore_hosts=llmops_dr_standby >"$WORK/corrupt.log" 2>&1; then

@@ -53,7 +53,7 @@ except ImportError:  # pragma: no cover
     HAS_AZURE_IDENTITY = False
 
 from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError
-from ansible_collections.llmops.platform.plugins.module_utils.objectstore import ObjectStore
+from ansible_collections.llmops.platform.plugins.module_utils.objectstore import ResumableDownloadStore, md5_of_file
 from ansible_collections.llmops.platform.plugins.module_utils.retry import call_with_retry
 
 API_VERSION = "2023-11-03"
@@ -130,7 +130,7 @@ def default_credential():
     return DefaultAzureCredential(**({"managed_identity_client_id": client_id} if client_id else {}))
 
 
-class AzureBlobStore(ObjectStore):
+class AzureBlobStore(ResumableDownloadStore):
     def __init__(self, account, container, prefix="", endpoint_url=None, sas_token=None, access_token=None,
                  credential=None, verify=True, block_size=16 * 1024 * 1024, single_put_limit=64 * 1024 * 1024,
                  retry_attempts=6, retry_base_delay=1.0, timeout=120):
@@ -237,9 +237,7 @@ class AzureBlobStore(ObjectStore):
             if size <= self.single_put_limit:
                 self._put_blob(key, handle.read())
                 return
-            digest = hashlib.md5()
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+            digest = md5_of_file(path)
 
             def read(offset, length):
                 handle.seek(offset)
@@ -290,27 +288,6 @@ class AzureBlobStore(ObjectStore):
             "Content-Type": "application/xml", "Content-MD5": _b64md5(body),
             "x-ms-blob-content-md5": base64.b64encode(digest.digest()).decode("ascii"),
             "x-ms-blob-content-type": "application/octet-stream"}).close())
-
-    def get_file(self, key, path):
-        with open(path, "wb") as handle:
-            self._download(key, handle)
-
-    def get_bytes(self, key):
-        chunks = []
-
-        class Sink(object):
-            @staticmethod
-            def write(data):
-                chunks.append(data)
-
-            @staticmethod
-            def truncate(length):
-                joined = b"".join(chunks)[:length]
-                del chunks[:]
-                chunks.append(joined)
-
-        self._download(key, Sink())
-        return b"".join(chunks)
 
     def _download(self, key, handle):
         what = "get %s" % key

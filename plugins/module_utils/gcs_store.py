@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover - exercised only where google-auth is mi
     HAS_GOOGLE_AUTH = False
 
 from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError
-from ansible_collections.llmops.platform.plugins.module_utils.objectstore import ObjectStore
+from ansible_collections.llmops.platform.plugins.module_utils.objectstore import ResumableDownloadStore, md5_of_file
 from ansible_collections.llmops.platform.plugins.module_utils.retry import call_with_retry
 
 SCOPES = ["https://www.googleapis.com/auth/devstorage.read_write"]
@@ -77,15 +77,7 @@ def _md5_b64(digest):
     return base64.b64encode(digest.digest()).decode("ascii")
 
 
-def _file_md5(path):
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest
-
-
-class GcsStore(ObjectStore):
+class GcsStore(ResumableDownloadStore):
     def __init__(self, bucket, prefix="", access_token=None, service_account_file=None, endpoint_url=None,
                  chunk_size=16 * 1024 * 1024, multipart_limit=8 * 1024 * 1024, retry_attempts=6,
                  retry_base_delay=1.0, timeout=120):
@@ -197,7 +189,7 @@ class GcsStore(ObjectStore):
 
     def put_file(self, key, path):
         size = os.path.getsize(path)
-        digest = _file_md5(path)
+        digest = md5_of_file(path)
         if size <= self.multipart_limit:
             with open(path, "rb") as handle:
                 data = handle.read()
@@ -277,27 +269,6 @@ class GcsStore(ObjectStore):
 
         while not self._call(what, send_chunk):
             pass
-
-    def get_file(self, key, path):
-        with open(path, "wb") as handle:
-            self._download(key, handle)
-
-    def get_bytes(self, key):
-        chunks = []
-
-        class Sink(object):
-            @staticmethod
-            def write(data):
-                chunks.append(data)
-
-            @staticmethod
-            def truncate(length):
-                joined = b"".join(chunks)[:length]
-                del chunks[:]
-                chunks.append(joined)
-
-        self._download(key, Sink())
-        return b"".join(chunks)
 
     def _download(self, key, handle):
         what = "get %s" % key

@@ -23,6 +23,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import os
 import re
 import shutil
@@ -73,6 +74,48 @@ class ObjectStore(object):
 
     def delete(self, key):
         raise NotImplementedError
+
+
+class ResumableDownloadStore(ObjectStore):
+    """An HTTP store whose _download(key, handle) writes an object into handle, resuming a cut transfer
+    with a ranged request and, when the server ignores the range, starting over with handle.truncate(0)."""
+
+    def _download(self, key, handle):
+        raise NotImplementedError
+
+    def get_file(self, key, path):
+        with open(path, "wb") as handle:
+            self._download(key, handle)
+
+    def get_bytes(self, key):
+        sink = _BytesSink()
+        self._download(key, sink)
+        return sink.getvalue()
+
+
+class _BytesSink(object):
+    """The write/truncate part of a file, in memory (for get_bytes)."""
+
+    def __init__(self):
+        self._chunks = []
+
+    def write(self, data):
+        self._chunks.append(data)
+
+    def truncate(self, length):
+        self._chunks = [b"".join(self._chunks)[:length]]
+
+    def getvalue(self):
+        return b"".join(self._chunks)
+
+
+def md5_of_file(path):
+    """hashlib md5 object of a file's content, read in 1 MiB blocks."""
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest
 
 
 class LocalStore(ObjectStore):

@@ -34,6 +34,7 @@ import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ansible_collections.llmops.platform.tests.unit.plugins.module_utils.fault_injection import FaultInjector
 from ansible_collections.llmops.platform.tests.unit.plugins.module_utils.providers.azure_fixture_server import (
     make_certificate)
 
@@ -45,22 +46,7 @@ def md5_b64(data):
     return base64.b64encode(hashlib.md5(data).digest()).decode()
 
 
-class Fault(object):
-    """The next `times` matching requests get `status` with `code` (or a download cut after `cut` bytes);
-    `after=True` does the work first and then answers the error (the answer was lost, the data was not)."""
-
-    def __init__(self, method, path_part, status=503, code="ServerBusy", times=1, cut=None, after=False,
-                 query_part=None, then=None, skip=0):
-        self.method, self.path_part, self.status, self.code, self.times = method, path_part, status, code, times
-        self.cut, self.after, self.query_part, self.then = cut, after, query_part, then
-        self.skip = skip  # let this many matching requests through first
-
-    def matches(self, method, path, query):
-        return (self.times > 0 and method == self.method and self.path_part in path
-                and (self.query_part is None or self.query_part in query))
-
-
-class AzureBlobFixture(object):
+class AzureBlobFixture(FaultInjector):
     def __init__(self, directory, account="llmopsut", container="artifacts", page_size=2):
         self.account, self.container, self.page_size = account, container, page_size
         self.blobs = {}  # name -> {"data", "etag", "md5"}
@@ -85,9 +71,6 @@ class AzureBlobFixture(object):
 
     def verify(self):
         assert not self.problems, "requests the Blob service would refuse:\n  " + "\n  ".join(self.problems)
-
-    def fault(self, *args, **kwargs):
-        self.faults.append(Fault(*args, **kwargs))
 
     # -- answers -----------------------------------------------------------------------------------
     @staticmethod
@@ -129,7 +112,7 @@ class AzureBlobFixture(object):
                 fault.times -= 1
                 if fault.after:
                     self.route(method, parts.path, query, headers, body)
-                return self.error(fault.status, fault.code, "injected fault")
+                return self.error(fault.status, fault.code or "ServerBusy", "injected fault")
         return self.route(method, parts.path, query, headers, body)
 
     def route(self, method, path, query, headers, body):
@@ -257,15 +240,6 @@ class AzureBlobFixture(object):
         return 200, {"Content-Type": "application/xml"}, body
 
     # -- HTTP --------------------------------------------------------------------------------------
-    def cut_for(self, method, path, query):
-        """The cut fault for this request, if any; its `then(server)` runs once the cut was made."""
-        with self.lock:
-            for fault in self.faults:
-                if fault.cut is not None and fault.matches(method, path, query):
-                    fault.times -= 1
-                    return fault
-        return None
-
     def _handler(self):
         server = self
 

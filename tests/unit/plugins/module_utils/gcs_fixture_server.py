@@ -28,6 +28,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ansible_collections.llmops.platform.tests.unit.plugins.module_utils.fault_injection import FaultInjector
+
 TOKEN = "gcs-fixture-token"
 QUANTUM = 256 * 1024
 OBJECT_RE = re.compile(r"^/storage/v1/b/([^/]+)/o/(.+)$")
@@ -39,22 +41,7 @@ def md5_b64(data):
     return base64.b64encode(hashlib.md5(data).digest()).decode()
 
 
-class Fault(object):
-    """Answer the next `times` requests that match with `status` (or cut a download after `cut` bytes).
-    `after=True` processes the request first, then answers the error: the data arrived, the answer was lost."""
-
-    def __init__(self, method, path_part, status=503, times=1, cut=None, after=False, query_part=None, then=None,
-                 skip=0):
-        self.method, self.path_part, self.status, self.times = method, path_part, status, times
-        self.cut, self.after, self.query_part, self.then = cut, after, query_part, then
-        self.skip = skip  # let this many matching requests through first
-
-    def matches(self, method, path, query):
-        return (self.times > 0 and method == self.method and self.path_part in path
-                and (self.query_part is None or self.query_part in query))
-
-
-class GcsFixture(object):
+class GcsFixture(FaultInjector):
     def __init__(self, bucket="llmops-ut", page_size=2):
         self.bucket, self.page_size = bucket, page_size
         self.objects = {}  # name -> {"data", "generation", "md5"}
@@ -75,9 +62,6 @@ class GcsFixture(object):
 
     def verify(self):
         assert not self.problems, "requests the GCS JSON API would refuse:\n  " + "\n  ".join(self.problems)
-
-    def fault(self, *args, **kwargs):
-        self.faults.append(Fault(*args, **kwargs))
 
     # -- answers -----------------------------------------------------------------------------------
     @staticmethod
@@ -239,15 +223,6 @@ class GcsFixture(object):
         return 308, out, b""
 
     # -- HTTP --------------------------------------------------------------------------------------
-    def cut_for(self, method, path, query):
-        """The cut fault for this request, if any; its `then(server)` runs once the cut was made."""
-        with self.lock:
-            for fault in self.faults:
-                if fault.cut is not None and fault.matches(method, path, query):
-                    fault.times -= 1
-                    return fault
-        return None
-
     def _handler(self):
         server = self
 
