@@ -24,6 +24,10 @@ options:
   provider_options:
     description:
       - Provider-specific settings.
+      - Credentials given here (any key that ends in C(secret), C(token), C(password), C(private_key) or
+        C(api_key), or starts with C(secret), such as C(secret_key), C(session_token), C(access_token),
+        C(client_secret)) are masked like C(no_log) options, in the result, its invocation, error messages
+        and the journal. Prefer the environment or an AWX credential all the same.
       - "For C(local): C(podman_executable) (default V(podman)), C(network) (default V(<name>-net)),
         C(subnet) (CIDR for the lab network), C(memory) (memory limit per node container, e.g. V(2g))."
       - "For C(aws): C(cluster_role_arn), C(node_role_arn) and C(subnet_ids) (required to create);

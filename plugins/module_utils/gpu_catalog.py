@@ -38,7 +38,10 @@ CATALOG = {
                                 ("g5.16xlarge", 1), ("g5.12xlarge", 4), ("g5.24xlarge", 4), ("g5.48xlarge", 8)]),
         "nvidia-a100-40gb": _shapes([("p4d.24xlarge", 8)]),
         "nvidia-a100-80gb": _shapes([("p4de.24xlarge", 8)]),
+        "nvidia-l40s": _shapes([("g6e.xlarge", 1), ("g6e.2xlarge", 1), ("g6e.4xlarge", 1), ("g6e.8xlarge", 1),
+                                ("g6e.16xlarge", 1), ("g6e.12xlarge", 4), ("g6e.24xlarge", 4), ("g6e.48xlarge", 8)]),
         "nvidia-h100-80gb": _shapes([("p5.4xlarge", 1), ("p5.48xlarge", 8)]),
+        "nvidia-h200": _shapes([("p5e.48xlarge", 8), ("p5en.48xlarge", 8)]),
     },
     "gcp": {
         # T4s attach to N1 machines; 1, 2 or 4 per VM.
@@ -51,7 +54,9 @@ CATALOG = {
         "nvidia-a100-80gb": _shapes([("a2-ultragpu-1g", 1), ("a2-ultragpu-2g", 2), ("a2-ultragpu-4g", 4),
                                      ("a2-ultragpu-8g", 8)], "nvidia-a100-80gb"),
         "nvidia-h100-80gb": _shapes([("a3-highgpu-1g", 1), ("a3-highgpu-2g", 2), ("a3-highgpu-4g", 4),
-                                     ("a3-highgpu-8g", 8)], "nvidia-h100-80gb"),
+                                     ("a3-highgpu-8g", 8)], "nvidia-h100-80gb")
+        + _shapes([("a3-megagpu-8g", 8)], "nvidia-h100-mega-80gb"),
+        "nvidia-h200": _shapes([("a3-ultragpu-8g", 8)], "nvidia-h200-141gb"),
     },
     "azure": {
         "nvidia-t4": _shapes([("Standard_NC4as_T4_v3", 1), ("Standard_NC8as_T4_v3", 1), ("Standard_NC16as_T4_v3", 1),
@@ -59,12 +64,15 @@ CATALOG = {
         "nvidia-a100-40gb": _shapes([("Standard_ND96asr_v4", 8)]),
         "nvidia-a100-80gb": _shapes([("Standard_NC24ads_A100_v4", 1), ("Standard_NC48ads_A100_v4", 2),
                                      ("Standard_NC96ads_A100_v4", 4), ("Standard_ND96amsr_A100_v4", 8)]),
-        "nvidia-h100-80gb": _shapes([("Standard_NC40ads_H100_v5", 1), ("Standard_NC80adis_H100_v5", 2),
-                                     ("Standard_ND96isr_H100_v5", 8)]),
+        # The NC H100 v5 sizes carry H100 NVL (94 GB, PCIe), not the 80 GB SXM part of the ND sizes.
+        "nvidia-h100-nvl": _shapes([("Standard_NC40ads_H100_v5", 1), ("Standard_NC80adis_H100_v5", 2)]),
+        "nvidia-h100-80gb": _shapes([("Standard_ND96isr_H100_v5", 8)]),
+        "nvidia-h200": _shapes([("Standard_ND96isr_H200_v5", 8)]),
     },
 }
 
-GPU_TYPES = ("nvidia-t4", "nvidia-l4", "nvidia-a10g", "nvidia-a100-40gb", "nvidia-a100-80gb", "nvidia-h100-80gb")
+GPU_TYPES = ("nvidia-t4", "nvidia-l4", "nvidia-a10g", "nvidia-l40s", "nvidia-a100-40gb", "nvidia-a100-80gb",
+             "nvidia-h100-80gb", "nvidia-h100-nvl", "nvidia-h200")
 
 
 def shapes_for(cloud, gpu_type, count, field="gpu"):

@@ -42,6 +42,9 @@ PCI_DEVICES = {
     "0x20b5": ("NVIDIA A100 80GB PCIe", "nvidia-a100-80gb"),
     "0x2330": ("NVIDIA H100 80GB HBM3", "nvidia-h100-80gb"),
     "0x2331": ("NVIDIA H100 PCIe", "nvidia-h100-80gb"),
+    "0x26b9": ("NVIDIA L40S", "nvidia-l40s"),
+    "0x2321": ("NVIDIA H100 NVL", "nvidia-h100-nvl"),
+    "0x2335": ("NVIDIA H200", "nvidia-h200"),
 }
 
 

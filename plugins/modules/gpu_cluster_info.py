@@ -62,9 +62,7 @@ nodes:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.llmops.platform.plugins.module_utils.errors import LlmopsError
+from ansible_collections.llmops.platform.plugins.module_utils.entrypoint import run_module
 from ansible_collections.llmops.platform.plugins.module_utils.providers import get_provider, provider_names
 
 ARGUMENT_SPEC = dict(
@@ -75,16 +73,17 @@ ARGUMENT_SPEC = dict(
 )
 
 
+def run(module):
+    params = module.params
+    provider = get_provider(params["provider"], params["provider_options"], params["region"])
+    state = provider.get_cluster(params["name"])
+    nodes = provider.list_nodes(params["name"]) if state else []
+    return dict(changed=False, exists=state is not None,
+                cluster=state.summary() if state else {}, nodes=[n.as_dict() for n in nodes])
+
+
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        provider = get_provider(module.params["provider"], module.params["provider_options"], module.params["region"])
-        state = provider.get_cluster(module.params["name"])
-        nodes = provider.list_nodes(module.params["name"]) if state else []
-    except LlmopsError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, exists=state is not None,
-                     cluster=state.summary() if state else {}, nodes=[n.as_dict() for n in nodes])
+    run_module(ARGUMENT_SPEC, run)
 
 
 if __name__ == "__main__":
