@@ -2,6 +2,9 @@
 # Build the local images the lab and molecule use, once, and reuse them afterwards.
 #   localhost/llmops/debian:<suite>           debootstrap minbase, imported into podman
 #   localhost/llmops/debian-systemd:<suite>   + systemd, python3, openssh-server
+#   localhost/llmops/debian-boot:bookworm     + cloud-init, ansible-core (offline wheelhouse) and the
+#                                             node_hardening packages: lab nodes that harden themselves at
+#                                             first boot from a NoCloud seed (node_boot_config)
 # for each suite in LLMOPS_LAB_SUITES (default: bookworm trixie).
 # No container registry is involved. An image is rebuilt only when its recipe changed
 # (its hash is stored as an image label) or when --force is given.
@@ -57,8 +60,41 @@ build_node() {
     --label "llmops.recipe=$want" -t "$image" -f "$file" "$LLMOPS_ROOT/lab/images" >/dev/null
 }
 
+# The ansible-core pin of requirements/controller.txt, and the packages node_hardening installs on Debian.
+boot_pin() { grep -E '^ansible-core==' "$LLMOPS_ROOT/requirements/controller.txt"; }
+boot_packages() {
+  python3 - "$LLMOPS_ROOT/roles/node_hardening/vars/Debian.yml" <<'PY'
+import sys, yaml
+data = yaml.safe_load(open(sys.argv[1]))
+print(" ".join(sorted({p for k, v in data.items() if k.endswith("_packages") for p in v})))
+PY
+}
+
+build_boot() {
+  local suite="$1" base image; base="$(node_image "$1")"; image="${LLMOPS_BOOT_IMAGE:-localhost/llmops/debian-boot:bookworm}"
+  image="${image%:*}:$suite"
+  local file="$LLMOPS_ROOT/lab/images/debian-boot.Containerfile"
+  local base_id; base_id="$(podman image inspect --format '{{.Id}}' "$base")"
+  local pin packages; pin="$(boot_pin)"; packages="$(boot_packages)"
+  local want; want="$(recipe_hash "$file" <(echo "$base_id $pin $packages"))"
+  if ! $force && [[ "$(image_label "$image" llmops.recipe)" == "$want" ]]; then
+    log "boot image $image is up to date"; return
+  fi
+  log "building $image ($pin, cloud-init)"
+  local ctx; ctx="$(mktemp -d /var/tmp/llmops-boot.XXXXXX)"
+  # shellcheck disable=SC2064  # expand now: $ctx is local and gone when the trap fires
+  trap "rm -rf '$ctx'" RETURN
+  # pip inside a container does not see this host's certificate settings: download here, install offline.
+  python3 -m pip download --quiet --only-binary=:all: -d "$ctx/wheels" "$pin"
+  cp "$file" "$ctx/Containerfile"
+  podman build --quiet --pull=never --build-arg "BASE_IMAGE=$base" --build-arg "PACKAGES=$packages" \
+    --label "llmops.recipe=$want" -t "$image" -f "$ctx/Containerfile" "$ctx" >/dev/null
+}
+
 for suite in "${suites[@]}"; do
   build_base "$suite"
   build_node "$suite"
+  # Only bookworm is needed for the lab's boot path (node_boot_config).
+  if [[ "$suite" == bookworm ]]; then build_boot "$suite"; fi
 done
 podman image ls --filter reference='localhost/llmops/*'

@@ -37,8 +37,13 @@ options:
         C(endpoint_url) for an alternative endpoint; C(poll_interval) seconds between status checks (default 15)."
       - "For C(gcp): C(project) (required); credentials C(service_account_file) or C(access_token), else
         application default credentials; C(gpu_driver_version), C(default_machine_type), C(bootstrap_machine_type),
-        C(node_service_account), C(network), C(subnetwork), C(api_endpoint), C(compute_endpoint),
-        C(poll_interval), C(request_timeout), C(retry_attempts), C(retry_base_delay). See docs/clouds.md."
+        C(node_service_account), C(network), C(subnetwork), C(pods_range_name) and C(services_range_name) (the
+        subnet's secondary ranges, VPC-native), C(private_nodes) (nodes without external addresses),
+        C(nat_router) (a Cloud Router that gets the Cloud NAT C(<name>-nat), removed with the cluster),
+        C(master_authorized_networks) (CIDRs allowed to reach the control plane), C(workload_identity) (default
+        V(true): workload pool C(<project>.svc.id.goog), pools in C(GKE_METADATA) mode), C(api_endpoint),
+        C(compute_endpoint), C(poll_interval), C(request_timeout), C(retry_attempts), C(retry_base_delay).
+        See docs/clouds.md."
       - "For C(azure): C(subscription_id) and C(resource_group) (required); credentials C(client_id)/C(client_secret)/C(tenant_id),
         else DefaultAzureCredential (environment, managed identity, CLI); C(node_resource_group), C(system_pool),
         C(default_vm_size), C(sku_tier), C(dns_prefix), C(network_plugin), C(spot_eviction_policy), C(spot_max_price),

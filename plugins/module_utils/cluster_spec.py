@@ -21,6 +21,8 @@ from ansible_collections.llmops.platform.plugins.module_utils.errors import Spec
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 CAPACITY_TYPES = ("on_demand", "spot")
+# node_config keys and the type each must have (the interface every provider maps from).
+NODE_CONFIG_KEYS = ("user_data", "sysctls", "kubelet", "secure_boot")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class NodePoolSpec:
     image: Optional[str] = None
     # Desired run state. Only providers that list "status" in updatable_pool_fields act on it.
     status: str = "running"
+    # Boot-time node configuration (user_data, sysctls, kubelet, secure_boot), rendered by the
+    # node_boot_config role; each provider maps what its cloud has (docs/hardening.md).
+    node_config: Dict[str, object] = field(default_factory=dict)
 
     def summary(self):
         """Plain dict for results and diffs (stable key order, no None noise)."""
@@ -113,6 +118,58 @@ def _parse_taints(raw, where):
     return taints
 
 
+def _parse_node_config(raw, where):
+    """Check node_pools[].node_config: a dict of the known keys, each of its type; returns a plain dict
+    with sysctl values as strings (how every cloud API and /etc/sysctl.d take them)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SpecError(where, "must be a dictionary", hint="keys: %s" % ", ".join(NODE_CONFIG_KEYS))
+    unknown = sorted(str(k) for k in raw if k not in NODE_CONFIG_KEYS)
+    if unknown:
+        raise SpecError("%s.%s" % (where, unknown[0]), "is not a node_config key",
+                        hint="node_config takes %s" % ", ".join(NODE_CONFIG_KEYS))
+    config = {}
+    user_data = raw.get("user_data")
+    if user_data is not None:
+        if not isinstance(user_data, str):
+            raise SpecError(where + ".user_data", "must be a string (the whole boot document), got %s"
+                            % type(user_data).__name__)
+        if user_data:
+            config["user_data"] = user_data
+    sysctls = raw.get("sysctls")
+    if sysctls is not None:
+        if not isinstance(sysctls, dict):
+            raise SpecError(where + ".sysctls", "must be a dictionary of kernel parameter names to values")
+        checked = {}
+        for key, value in sysctls.items():
+            if not isinstance(key, str) or not re.match(r"^[a-z0-9_]+(\.[-a-zA-Z0-9_*]+)+$", key):
+                raise SpecError("%s.sysctls" % where, "%r is not a kernel parameter name" % (key,),
+                                hint="use the dotted form, e.g. net.ipv4.tcp_syncookies")
+            if isinstance(value, (dict, list)) or value is None:
+                raise SpecError("%s.sysctls.%s" % (where, key), "must be a number or a string, got %r" % (value,))
+            checked[key] = str(int(value)) if isinstance(value, bool) else str(value)
+        if checked:
+            config["sysctls"] = checked
+    kubelet = raw.get("kubelet")
+    if kubelet is not None:
+        if not isinstance(kubelet, dict):
+            raise SpecError(where + ".kubelet", "must be a dictionary of KubeletConfiguration fields",
+                            hint="upstream camelCase names, e.g. {readOnlyPort: 0, podPidsLimit: 4096}")
+        for key in kubelet:
+            if not isinstance(key, str) or not re.match(r"^[a-z][a-zA-Z0-9]*$", key):
+                raise SpecError("%s.kubelet" % where, "%r is not a KubeletConfiguration field name" % (key,),
+                                hint="use the upstream camelCase names, e.g. protectKernelDefaults")
+        if kubelet:
+            config["kubelet"] = dict(kubelet)
+    secure_boot = raw.get("secure_boot")
+    if secure_boot is not None:
+        if not isinstance(secure_boot, bool):
+            raise SpecError(where + ".secure_boot", "must be true or false, got %r" % (secure_boot,))
+        config["secure_boot"] = secure_boot
+    return config
+
+
 def parse_node_pool(raw, index):
     where = "node_pools[%d]" % index
     if not isinstance(raw, dict):
@@ -153,6 +210,7 @@ def parse_node_pool(raw, index):
         capacity_type=capacity_type,
         disk_size_gb=disk,
         image=raw.get("image") or None,
+        node_config=_parse_node_config(raw.get("node_config"), where + ".node_config"),
     )
 
 

@@ -56,6 +56,8 @@ options:
     default: on_demand
 notes:
   - The C(local) provider has no capacity to report and fails with a message saying so.
+  - With C(aws), a region is required (O(region), O(regions) or C(provider_options.region)); without one the
+    module fails with a message that names C(region) before any API call.
 """
 
 EXAMPLES = r"""
@@ -98,9 +100,8 @@ events:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.llmops.platform.plugins.module_utils.errors import LlmopsError
+from ansible_collections.llmops.platform.plugins.module_utils.entrypoint import run_module
+from ansible_collections.llmops.platform.plugins.module_utils.errors import SpecError
 from ansible_collections.llmops.platform.plugins.module_utils.providers import get_provider, provider_names
 
 ARGUMENT_SPEC = dict(
@@ -114,21 +115,26 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+def run(module):
     params = module.params
     regions = params["regions"] or ([params["region"]] if params["region"] else [])
+    provider = get_provider(params["provider"], params["provider_options"], params["region"])
+    if params["provider"] == "aws" and not regions and not params["provider_options"].get("region"):
+        # Checked before any call: boto3 without a region fails deep inside botocore otherwise.
+        raise SpecError("region", "is required by the aws provider to look for GPU capacity (none was given)",
+                        hint="set region (e.g. us-east-1) or regions: [us-east-1, us-west-2]")
     try:
-        provider = get_provider(params["provider"], params["provider_options"], params["region"])
         offers = provider.gpu_capacity(params["gpu"]["type"], params["gpu"]["count"], regions,
                                        capacity_type=params["capacity_type"])
     except NotImplementedError as exc:
         module.fail_json(msg=str(exc))
-    except LlmopsError as exc:
-        module.fail_json(msg=str(exc))
     found = set(o.region for o in offers)
-    module.exit_json(changed=False, offers=[o.as_dict() for o in offers],
-                     regions_without_offers=[r for r in regions if r not in found], events=provider.events)
+    return dict(changed=False, offers=[o.as_dict() for o in offers],
+                regions_without_offers=[r for r in regions if r not in found], events=provider.events)
+
+
+def main():
+    run_module(ARGUMENT_SPEC, run)
 
 
 if __name__ == "__main__":

@@ -125,6 +125,36 @@ options:
           - Node image. Required by the C(local) provider, where it must be an image in local podman storage
             (for example V(localhost/llmops/debian-systemd:bookworm), built by C(scripts/build-lab-images.sh)).
         type: str
+      node_config:
+        description:
+          - Boot-time configuration of the pool's nodes, so a node the cloud or its autoscaler adds is
+            hardened and GPU-ready without anyone reaching it. Rendered from the C(node_hardening) and
+            C(nvidia_gpu) variables by the C(llmops.platform.node_boot_config) role; docs/hardening.md
+            says what each cloud takes.
+          - A change is drift, so providers replace or roll the pool's nodes (or its launch template) as the
+            cloud does for a new node template.
+        type: dict
+        suboptions:
+          user_data:
+            description:
+              - The whole boot document for node OSes that run it at first boot. C(local) writes it into
+                each node's cloud-init NoCloud seed (a C(#cloud-config) document); C(aws) puts it into the
+                node group's launch template (AL2023 MIME multi-part with a nodeadm C(NodeConfig)).
+            type: str
+          sysctls:
+            description:
+              - Kernel parameters (name to value) for clouds that set them through their node
+                configuration (GKE C(linuxNodeConfig.sysctls), AKS C(linuxOSConfig.sysctls)). A key the
+                cloud cannot set is reported in RV(events), never silently dropped.
+            type: dict
+          kubelet:
+            description:
+              - Kubelet settings by their upstream C(KubeletConfiguration) field names (camelCase), for
+                example C(readOnlyPort), C(podPidsLimit), C(protectKernelDefaults).
+            type: dict
+          secure_boot:
+            description: Secure boot and integrity monitoring (shielded / trusted launch) where the cloud has it.
+            type: bool
   purge_node_pools:
     description: Delete node pools that exist in the cluster but are not listed in O(node_pools).
     type: bool
@@ -143,9 +173,11 @@ options:
     type: bool
     default: true
   wait_timeout:
-    description: Seconds to wait before failing with a message that says what was still pending.
+    description:
+      - Seconds to wait before failing with a message that says what was still pending.
+      - Defaults to the provider's own bound, chosen above that cloud's documented creation times and the
+        time it takes to report a GPU stockout (see docs/clouds.md); 300 for C(local).
     type: int
-    default: 600
 notes:
   - The C(local) provider needs podman. On hosts without systemd-delegated cgroups point C(CONTAINERS_CONF)
     at the collection's C(lab/containers.conf) (the repository's scripts do this).
@@ -314,6 +346,12 @@ NODE_POOL_OPTIONS = dict(
     capacity_type=dict(type="str", default="on_demand", choices=["on_demand", "spot"]),
     disk_size_gb=dict(type="int"),
     image=dict(type="str"),
+    node_config=dict(type="dict", options=dict(
+        user_data=dict(type="str"),
+        sysctls=dict(type="dict"),
+        kubelet=dict(type="dict"),
+        secure_boot=dict(type="bool"),
+    )),
 )
 
 ARGUMENT_SPEC = dict(
@@ -328,7 +366,7 @@ ARGUMENT_SPEC = dict(
     tags=dict(type="dict", default={}),
     kubeconfig=dict(type="path"),
     wait=dict(type="bool", default=True),
-    wait_timeout=dict(type="int", default=600),
+    wait_timeout=dict(type="int"),
 )
 
 
@@ -336,7 +374,8 @@ def run(module):
     params = module.params
     spec = parse_cluster_spec(params)
     provider = get_provider(params["provider"], params["provider_options"], params["region"])
-    provider.operation_timeout = params["wait_timeout"]
+    wait_timeout = params["wait_timeout"] or provider.default_wait_timeout
+    provider.operation_timeout = wait_timeout
     if params["state"] == "present":
         provider.validate(spec)
 
@@ -354,7 +393,7 @@ def run(module):
         apply_plan(plan, spec, provider)
     # Waiting on "present" even without changes catches nodes that are still booting from a previous run.
     if not module.check_mode and params["wait"] and (params["state"] == "present" or plan.changed):
-        provider.wait_for_cluster(spec.name, params["state"], params["wait_timeout"])
+        provider.wait_for_cluster(spec.name, params["state"], wait_timeout)
     if not module.check_mode:
         after = provider.get_cluster(spec.name)
     nodes = provider.list_nodes(spec.name) if after is not None else []

@@ -6,6 +6,15 @@ documented behaviour:
   AsgInstanceLaunchFailures / InsufficientInstanceCapacity (moto never runs out of capacity);
 - Service Quotas for EC2 (moto implements only VPC quotas): answered from a recorded
   GetServiceQuota response (API reference: Service Quotas 2019-06-24, GetServiceQuota).
+- EKS access entries (CreateAccessEntry, DescribeAccessEntry, ListAccessEntries, DeleteAccessEntry,
+  AssociateAccessPolicy, ListAssociatedAccessPolicies, DisassociateAccessPolicy) and
+  UpdateNodegroupVersion, which moto lacks: answered in the shapes of the EKS API reference
+  (2017-11-01) and kept per cluster; every such request is checked against botocore's model with
+  ParamValidator before it is answered (a request the real API would refuse is answered 400 and
+  recorded in `invalid`).
+- DescribeTags for NAT gateways: EC2's resource type is "natgateway", moto files them as
+  "nat-gateway"; the filter is translated so amazon.aws.ec2_vpc_nat_gateway sees its tags.
+- a node group that stays CREATING (`stay_creating`), as a slow create does when the wait ends.
 Everything else passes through to moto unchanged. EC2 instances for node groups are launched in moto
 by `sync_nodes`, standing in for the Auto Scaling group EKS would manage.
 """
@@ -13,16 +22,29 @@ import http.client
 import http.server
 import json
 import logging
+import os
 import re
 import threading
+import urllib.parse
 
 import boto3
+import botocore.session
+import botocore.validate
 from moto.server import ThreadedMotoServer
 
 REGION = "us-east-1"
 CREDENTIALS = {"access_key": "testing", "secret_key": "testing"}
 NODEGROUP_PATH = re.compile(r"^/clusters/([^/]+)/node-groups/([^/?]+)")
 CREATE_PATH = re.compile(r"^/clusters/([^/]+)/node-groups/?$")
+ACCESS_PATH = re.compile(r"^/clusters/([^/]+)/access-entries(?:/([^/?]+)(?:/access-policies(?:/([^/?]+))?)?)?/?(?:\?.*)?$")
+VERSION_PATH = re.compile(r"^/clusters/([^/]+)/node-groups/([^/?]+)/update-version$")
+EKS_MODEL = botocore.session.get_session().get_service_model("eks")
+
+
+def validate_request(operation, params):
+    """Errors botocore's ParamValidator finds in `params` for the EKS `operation` ('' when valid)."""
+    report = botocore.validate.ParamValidator().validate(params, EKS_MODEL.operation_model(operation).input_shape)
+    return report.generate_report() if report.has_errors() else ""
 
 
 class FaultProxy(http.server.ThreadingHTTPServer):
@@ -34,6 +56,11 @@ class FaultProxy(http.server.ThreadingHTTPServer):
         self.nodegroup_types = {}  # (cluster, nodegroup) -> instance types of the last create
         self.quotas = {}  # quota code -> value answered by GetServiceQuota
         self.requests = []  # (method, path, operation) seen, for request-shape assertions
+        self.bodies = []  # (method, path, JSON body) of EKS REST writes, for schema checks
+        self.access_entries = {}  # cluster -> {principal: {"entry": {...}, "policies": {arn: scope}}}
+        self.nodegroup_versions = {}  # (cluster, nodegroup) -> launchTemplate set by UpdateNodegroupVersion
+        self.stay_creating = set()  # node group names reported CREATING whatever moto says
+        self.invalid = []  # (operation, report) of requests the real API would refuse
         super(FaultProxy, self).__init__(("127.0.0.1", 0), ProxyHandler)
 
     def mutations(self, since=0):
@@ -65,18 +92,36 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         self.server.requests.append((self.command, self.path, action.group(1) if action else target))
         if target.endswith("GetServiceQuota"):
             return self._service_quota(json.loads(body or b"{}"))
+        if self.path.startswith("/clusters") and self.command in ("POST", "PUT") and body:
+            self.server.bodies.append((self.command, self.path, json.loads(body)))
+        access = ACCESS_PATH.match(self.path)
+        if access:
+            return self._access(access.group(1), *(urllib.parse.unquote(g) if g else g for g in access.groups()[1:]),
+                                body=json.loads(body or b"{}"))
+        gone = re.match(r"^/clusters/([^/?]+)$", self.path)
+        if gone and self.command == "DELETE":  # access entries go with their cluster
+            self.server.access_entries.pop(gone.group(1), None)
+        version = VERSION_PATH.match(self.path)
+        if version and self.command == "POST":
+            return self._update_version(version.group(1), version.group(2), json.loads(body or b"{}"))
         create = CREATE_PATH.match(self.path)
         if self.command == "POST" and create:
             data = json.loads(body or b"{}")
             self.server.nodegroup_types[(create.group(1), data.get("nodegroupName"))] = data.get("instanceTypes") or []
+        if action and action.group(1) == "DescribeTags" and b"=natgateway" in body:
+            # moto files NAT gateway tags under resource type "nat-gateway"; EC2 calls it "natgateway".
+            body = body.replace(b"=natgateway", b"=nat-gateway")
         conn = http.client.HTTPConnection(*self.server.upstream)
-        headers = dict((k, v) for k, v in self.headers.items() if k.lower() != "host")
+        headers = dict((k, v) for k, v in self.headers.items() if k.lower() not in ("host", "content-length"))
+        if body or self.headers.get("Content-Length"):
+            headers["Content-Length"] = str(len(body))
         conn.request(self.command, self.path, body=body, headers=headers)
         response = conn.getresponse()
         payload = response.read()
         described = NODEGROUP_PATH.match(self.path)
         if self.command == "GET" and described and response.status == 200:
             payload = self._maybe_fail(described.group(1), described.group(2), payload)
+            payload = self._overlay(described.group(1), described.group(2), payload)
         self.send_response(response.status)
         for key, value in response.getheaders():
             if key.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
@@ -105,6 +150,113 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
                 "resourceIds": ["eks-%s-asg" % nodegroup]}]}
         return json.dumps(data).encode()
 
+    def _overlay(self, cluster, nodegroup, payload):
+        data = json.loads(payload)
+        group = data.get("nodegroup")
+        if group is None:
+            return payload
+        if nodegroup in self.server.stay_creating:
+            group["status"] = "CREATING"
+        if (cluster, nodegroup) in self.server.nodegroup_versions:
+            group["launchTemplate"] = dict(group.get("launchTemplate") or {},
+                                           **self.server.nodegroup_versions[(cluster, nodegroup)])
+        return json.dumps(data).encode()
+
+    def _json(self, status, data):
+        body = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status, code, message):
+        # EKS errors: the x-amzn-ErrorType header names the exception (REST-JSON protocol).
+        body = json.dumps({"message": message}).encode()
+        self.send_response(status)
+        self.send_header("x-amzn-ErrorType", code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _checked(self, operation, params):
+        problem = validate_request(operation, params)
+        if problem:
+            self.server.invalid.append((operation, problem))
+            self._error(400, "InvalidParameterException", problem)
+        return not problem
+
+    def _cluster_exists(self, cluster):
+        eks = boto3.client("eks", region_name=REGION, endpoint_url="http://%s:%d" % self.server.upstream,
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        try:
+            return eks.describe_cluster(name=cluster)["cluster"]
+        except eks.exceptions.ResourceNotFoundException:
+            return None
+
+    def _access(self, cluster, principal, policy, body):
+        cluster_data = self._cluster_exists(cluster)
+        if cluster_data is None:
+            return self._error(404, "ResourceNotFoundException", "No cluster found for name: %s." % cluster)
+        entries = self.server.access_entries.setdefault(cluster, {})
+        query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+        if principal is None and self.command == "POST":
+            params = dict(body, clusterName=cluster)
+            if not self._checked("CreateAccessEntry", params):
+                return None
+            if body["principalArn"] in entries:
+                return self._error(409, "ResourceInUseException", "The specified access entry resource is already in use on this cluster.")
+            entry = {"clusterName": cluster, "principalArn": body["principalArn"], "kubernetesGroups": body.get("kubernetesGroups", []),
+                     "accessEntryArn": "arn:aws:eks:%s:123456789012:access-entry/%s/role/123456789012/x/%d" % (REGION, cluster, len(entries)),
+                     "createdAt": 1700000000.0, "modifiedAt": 1700000000.0, "tags": body.get("tags", {}),
+                     "username": body.get("username") or body["principalArn"], "type": body.get("type", "STANDARD")}
+            entries[body["principalArn"]] = {"entry": entry, "policies": {}}
+            return self._json(200, {"accessEntry": entry})
+        if principal is None and self.command == "GET":
+            if not self._checked("ListAccessEntries", dict(clusterName=cluster, **dict((k, v[0]) for k, v in query.items()))):
+                return None
+            return self._json(200, {"accessEntries": sorted(entries)})
+        if principal not in entries:
+            return self._error(404, "ResourceNotFoundException", "The specified principalArn could not be found.")
+        item = entries[principal]
+        if policy is None and self.command == "GET" and self.path.split("?")[0].endswith("/access-policies"):
+            if not self._checked("ListAssociatedAccessPolicies", dict(clusterName=cluster, principalArn=principal)):
+                return None
+            return self._json(200, {"clusterName": cluster, "principalArn": principal, "associatedAccessPolicies": [
+                {"policyArn": arn, "accessScope": scope, "associatedAt": 1700000000.0, "modifiedAt": 1700000000.0}
+                for arn, scope in sorted(item["policies"].items())]})
+        if policy is None and self.command == "POST":
+            if not self._checked("AssociateAccessPolicy", dict(body, clusterName=cluster, principalArn=principal)):
+                return None
+            item["policies"][body["policyArn"]] = body["accessScope"]
+            return self._json(200, {"clusterName": cluster, "principalArn": principal, "associatedAccessPolicy": {
+                "policyArn": body["policyArn"], "accessScope": body["accessScope"], "associatedAt": 1700000000.0,
+                "modifiedAt": 1700000000.0}})
+        if policy is not None and self.command == "DELETE":
+            if not self._checked("DisassociateAccessPolicy", dict(clusterName=cluster, principalArn=principal, policyArn=policy)):
+                return None
+            item["policies"].pop(policy, None)
+            return self._json(200, {})
+        if self.command == "GET":
+            if not self._checked("DescribeAccessEntry", dict(clusterName=cluster, principalArn=principal)):
+                return None
+            return self._json(200, {"accessEntry": item["entry"]})
+        if self.command == "DELETE":
+            if not self._checked("DeleteAccessEntry", dict(clusterName=cluster, principalArn=principal)):
+                return None
+            del entries[principal]
+            return self._json(200, {})
+        return self._error(400, "InvalidRequestException", "unsupported access entry request %s %s" % (self.command, self.path))
+
+    def _update_version(self, cluster, nodegroup, body):
+        if not self._checked("UpdateNodegroupVersion", dict(body, clusterName=cluster, nodegroupName=nodegroup)):
+            return None
+        if body.get("launchTemplate"):
+            self.server.nodegroup_versions[(cluster, nodegroup)] = body["launchTemplate"]
+        return self._json(200, {"update": {"id": "u-%d" % len(self.server.nodegroup_versions), "status": "InProgress",
+                                           "type": "VersionUpdate", "params": [], "createdAt": 1700000000.0, "errors": []}})
+
     def _service_quota(self, request):
         code = request.get("QuotaCode")
         if request.get("ServiceCode") != "ec2" or code not in self.server.quotas:
@@ -132,6 +284,9 @@ class AwsBackend(object):
 
     def __init__(self):
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+        # The AWS managed policies (AmazonEKSClusterPolicy, ...) exist in every real account; moto has
+        # them only when asked, before its IAM backend is first used.
+        os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.moto.start()
         self.proxy = FaultProxy(self.moto.get_host_and_port())

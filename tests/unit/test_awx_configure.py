@@ -313,8 +313,8 @@ def _check_survey(spec, where):
 def test_job_templates_cover_every_lifecycle_playbook_with_surveys(rendered):
     jts = rendered["full"]["objects"]["job_templates"]
     playbooks = {jt["playbook"] for jt in jts}
-    lifecycle = {"site", "provision", "baseline", "harden", "monitoring", "logging", "deploy_serving", "report",
-                 "teardown", "backup", "restore", "dr_failover", "dr_drill"}
+    lifecycle = {"site", "foundations", "provision", "cluster_baseline", "baseline", "harden", "monitoring", "logging",
+                 "deploy_serving", "report", "teardown", "backup", "restore", "dr_failover", "dr_drill"}
     assert {"playbooks/%s.yml" % p for p in lifecycle} <= playbooks
     variables = set()
     for jt in jts:
@@ -324,7 +324,15 @@ def test_job_templates_cover_every_lifecycle_playbook_with_surveys(rendered):
             variables |= {q["variable"] for q in jt["survey_spec"]["spec"]}
         assert jt["ask_inventory_on_launch"] and jt["ask_credential_on_launch"], jt["name"]
     assert {"llmops_confirm_environment", "llm_serving_model_version", "llmops_gpu_node_count",
-            "llmops_teardown_confirm"} <= variables
+            "llmops_teardown_confirm", "llmops_foundation_confirm", "llmops_cluster_baseline_steps"} <= variables
+    # cluster_baseline.yml: a person chooses the steps; the default is a valid choice
+    baseline = next(jt for jt in jts if jt["playbook"] == "playbooks/cluster_baseline.yml")
+    steps = next(q for q in baseline["survey_spec"]["spec"] if q["variable"] == "llmops_cluster_baseline_steps")
+    assert steps["type"] == "multiplechoice" and steps["default"] in steps["choices"]
+    # foundations.yml creates only when confirmed; in the workflow the question must not block the launch
+    foundations = next(jt for jt in jts if jt["playbook"] == "playbooks/foundations.yml")
+    confirm = next(q for q in foundations["survey_spec"]["spec"] if q["variable"] == "llmops_foundation_confirm")
+    assert not confirm["required"] and confirm["default"] == ""
     teardown = next(jt for jt in jts if jt["playbook"] == "playbooks/teardown.yml")
     confirm = next(q for q in teardown["survey_spec"]["spec"] if q["variable"] == "llmops_teardown_confirm")
     assert confirm["required"] and confirm["min"] >= 1
@@ -384,10 +392,11 @@ def test_workflow_runs_the_lifecycle_with_failure_paths(rendered):
             if not by_id[node]["success_nodes"]:
                 break
             (node,) = by_id[node]["success_nodes"]
-        assert path == [("provision.yml", None), ("baseline.yml", None), ("harden.yml", None),
+        assert path == [("foundations.yml", None), ("provision.yml", None), ("foundations.yml", None),
+                        ("cluster_baseline.yml", None), ("baseline.yml", None), ("harden.yml", None),
                         ("monitoring.yml", None), ("logging.yml", None), ("deploy_serving.yml", None),
                         ("deploy_serving.yml", "smoke")], (wf, path)
-        for node_id in ("provision", "harden", "deploy"):
+        for node_id in ("foundations", "provision", "cluster_identity", "cluster_baseline", "harden", "deploy"):
             assert by_id[node_id]["failure_nodes"], "%s: %s has no failure path" % (wf, node_id)
         assert playbook(by_id["smoke_test"]["failure_nodes"][0]) == ("deploy_serving.yml", "rollback")
         # prod deploys wait for a person: logging -> approval -> deploy

@@ -9,12 +9,22 @@
   node group is created, types that are not offered in the pool's zones are skipped; a node group that
   fails to launch for lack of capacity is deleted and the next type is tried. Both are recorded as
   events, so the user learns which type the pool got.
-- Waits use the EKS waiters, bounded by the module's wait_timeout.
+- Waits use the EKS waiters, bounded by the module's wait_timeout (default: default_wait_timeout below).
+  A node group that is still CREATING when the wait ends is reported as such (WaitTimeout), never as a
+  capacity failure: only a CREATE_FAILED group with a capacity health issue triggers the fallback.
+- Boot-time node configuration: a pool whose node_config has `user_data` gets an EC2 launch template
+  named `<cluster>-<pool>` (tagged as ours) that holds it; the managed node group is created from that
+  template. Changed user data becomes a new template version, rolled out with UpdateNodegroupVersion.
+  The template is deleted with the pool. Other node_config keys (sysctls, kubelet, secure_boot) have
+  no EKS API field: on AL2023 they travel inside the user data (nodeadm NodeConfig), which
+  roles/node_boot_config renders; they are noted as events, not dropped silently.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+import base64
 
 try:
     import boto3
@@ -59,18 +69,34 @@ HINTS = {
 }
 
 
+# Tags on everything this provider creates besides the cluster and node groups (launch templates).
+MANAGED_BY = {"llmops.io/managed-by": "llmops.platform"}
+# node_config keys that EKS has no API field for: on AL2023 they are part of the user data.
+NODE_CONFIG_IN_USER_DATA = ("sysctls", "kubelet", "secure_boot")
+
+
 class AwsProvider(ClusterProvider):
     name = "aws"
-    updatable_pool_fields = frozenset(["count", "min_count", "max_count", "labels", "taints"])
+    updatable_pool_fields = frozenset(["count", "min_count", "max_count", "labels", "taints", "node_config"])
     updatable_cluster_fields = frozenset(["kubernetes_version"])
     # Zones are expressed through subnets on AWS, so they are not read back.
     reported_pool_fields = ("count", "min_count", "max_count", "instance_types", "gpu", "labels", "taints",
-                            "capacity_type", "disk_size_gb")
+                            "capacity_type", "disk_size_gb", "node_config")
+    # 45 minutes. Each operation is waited on separately (the cluster, then each node group), and each
+    # must fit: EKS documents cluster creation as "several minutes" and field reports put it at 10-15
+    # (Amazon EKS User Guide, "Create an Amazon EKS cluster"); a managed node group's Auto Scaling group
+    # keeps retrying a GPU type that has no capacity before EKS marks the group CREATE_FAILED with
+    # AsgInstanceLaunchFailures, which takes about 20 minutes in practice (issue 13; EC2 Auto Scaling
+    # User Guide, "Troubleshoot instance launch failure"). 45 min is above both, with room to spare;
+    # docs/clouds.md repeats the figures and their sources.
+    default_wait_timeout = 2700
 
     def __init__(self, options=None, region=None):
         super(AwsProvider, self).__init__(options, region)
         self.poll_interval = int(self.options.get("poll_interval", 15))
         self._clients = {}
+        # Pool name -> the node_config the spec asks for, known once validate() has seen the spec.
+        self._wanted_node_config = {}
 
     # -- clients and errors --------------------------------------------------------------------------
     def client(self, service, region=None):
@@ -125,8 +151,12 @@ class AwsProvider(ClusterProvider):
             status = ((last.get("cluster") or last.get("nodegroup") or {}).get("status")
                       or last.get("Error", {}).get("Code") or exc.kwargs.get("reason"))
             if "Max attempts exceeded" in str(exc.kwargs.get("reason")):
-                raise WaitTimeout("timed out after %ss waiting for %s (last seen: %s)" % (timeout, what, status),
-                                  hint="raise wait_timeout, or look at the resource in the EKS console")
+                # Still CREATING/UPDATING is not a failure and says nothing about capacity: say so.
+                still = " (still %s)" % status if status in ("CREATING", "UPDATING", "DELETING") else ""
+                raise WaitTimeout("timed out after %ss waiting for %s%s (last seen: %s)" % (timeout, what, still, status),
+                                  code="WaitTimeout",
+                                  hint="this is not a capacity failure: the resource is still being worked on. Run "
+                                       "again later (it is picked up where it is), or raise wait_timeout")
             return last
         return None
 
@@ -135,6 +165,28 @@ class AwsProvider(ClusterProvider):
         if not spec.region:
             raise SpecError("region", "is required by the aws provider", hint="e.g. region: us-east-1")
         self.options.setdefault("region", spec.region)
+        mode = self.options.get("authentication_mode", "API_AND_CONFIG_MAP")
+        if mode not in ("API", "API_AND_CONFIG_MAP", "CONFIG_MAP"):
+            raise SpecError("provider_options.authentication_mode", "must be API, API_AND_CONFIG_MAP or CONFIG_MAP, not %r" % mode,
+                            hint="access entries (llmops_foundation.admin_principals) need API or API_AND_CONFIG_MAP")
+        for index, pool in enumerate(spec.node_pools):
+            node_config = dict(getattr(pool, "node_config", None) or {})
+            user_data = node_config.get("user_data")
+            if user_data is not None and not isinstance(user_data, str):
+                raise SpecError("node_pools[%d].node_config.user_data" % index, "must be a string (the boot document)")
+            if user_data and len(base64.b64encode(user_data.encode("utf-8"))) > 16384:
+                raise SpecError("node_pools[%d].node_config.user_data" % index,
+                                "is over EC2's 16 KiB limit for user data (base64)",
+                                hint="move large files to S3 or the node image and fetch them at boot")
+            self._wanted_node_config[pool.name] = node_config
+            carried = [k for k in NODE_CONFIG_IN_USER_DATA if node_config.get(k)]
+            if carried:
+                self.record("node_pool/%s: EKS has no API field for node_config %s; on AL2023 they take effect "
+                            "through the user data (nodeadm NodeConfig) %s" % (
+                                pool.name, ", ".join(carried),
+                                "the pool carries" if user_data else "which this pool does not have: NOT applied"))
+        if self.options.get("foundation"):
+            self._use_foundation(self.options["foundation"])
         for option in ("cluster_role_arn", "node_role_arn", "subnet_ids"):
             if not self.options.get(option):
                 raise SpecError("provider_options.%s" % option, "is required by the aws provider",
@@ -145,6 +197,28 @@ class AwsProvider(ClusterProvider):
                 raise SpecError("node_pools[%d].gpu.type" % index,
                                 "%s (%s) is not offered in %s" % (pool.gpu.type, ", ".join(candidates), spec.region),
                                 hint="choose another region; gpu_capacity_info lists where it is offered")
+
+    def _use_foundation(self, name):
+        """Fill in what playbooks/foundations.yml created for `name` and the inventory did not give: the
+        private subnets (tagged llmops.io/foundation=<name>, llmops.io/tier=private) and the roles
+        <name>-eks-cluster and <name>-eks-node."""
+        if not self.options.get("subnet_ids"):
+            found = self.call("ec2", "describe_subnets", Filters=[
+                {"Name": "tag:llmops.io/foundation", "Values": [name]},
+                {"Name": "tag:llmops.io/tier", "Values": ["private"]}]).get("Subnets", [])
+            if not found:
+                raise SpecError("provider_options.foundation", "no private subnets tagged llmops.io/foundation=%s were found" % name,
+                                hint="run playbooks/foundations.yml first (llmops_foundation.create: true), or give subnet_ids")
+            self.options["subnet_ids"] = sorted(s["SubnetId"] for s in found)
+        for option, suffix in (("cluster_role_arn", "eks-cluster"), ("node_role_arn", "eks-node")):
+            if not self.options.get(option):
+                try:
+                    self.options[option] = self.call("iam", "get_role", RoleName="%s-%s" % (name, suffix))["Role"]["Arn"]
+                except ProviderError as exc:
+                    if exc.code != "NoSuchEntity":
+                        raise
+                    raise SpecError("provider_options.foundation", "the role %s-%s does not exist" % (name, suffix),
+                                    hint="run playbooks/foundations.yml first, or give provider_options.%s" % option)
 
     def _offered(self, instance_types, region, zones=None):
         """Instance type -> zones where it is offered, for the given types (and zones, when given)."""
@@ -184,6 +258,74 @@ class AwsProvider(ClusterProvider):
             state.node_pools[group["nodegroupName"]] = self._pool_state(group)
         return state
 
+    # -- launch templates (node_config.user_data) --------------------------------------------------------
+    @staticmethod
+    def launch_template_name(cluster, pool):
+        return "%s-%s" % (cluster, pool)
+
+    def _launch_template(self, name):
+        """The template called `name` (with its latest version's data), or None."""
+        try:
+            found = self.call("ec2", "describe_launch_templates", LaunchTemplateNames=[name]).get("LaunchTemplates", [])
+        except ProviderError as exc:
+            if exc.code in ("InvalidLaunchTemplateName.NotFoundException", "InvalidLaunchTemplateId.NotFound"):
+                return None
+            raise
+        if not found:
+            return None
+        return self._launch_template_version(found[0]["LaunchTemplateId"], "$Latest")
+
+    def _launch_template_version(self, template_id, version):
+        versions = self.call("ec2", "describe_launch_template_versions", LaunchTemplateId=template_id,
+                             Versions=[str(version)]).get("LaunchTemplateVersions", [])
+        if not versions:
+            return None
+        data = versions[0].get("LaunchTemplateData") or {}
+        user_data = data.get("UserData")
+        disks = [m.get("Ebs", {}).get("VolumeSize") for m in data.get("BlockDeviceMappings") or []]
+        return {"id": template_id, "version": versions[0]["VersionNumber"],
+                "user_data": base64.b64decode(user_data).decode("utf-8") if user_data else None,
+                "disk_size_gb": disks[0] if disks else None}
+
+    @staticmethod
+    def _launch_template_data(pool, user_data):
+        data = {
+            "UserData": base64.b64encode(user_data.encode("utf-8")).decode("ascii"),
+            # IMDSv2 only, with a hop limit that lets pods on the node (not beyond) reach it.
+            "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"},
+        }
+        if pool.disk_size_gb:
+            # EKS refuses diskSize together with a launch template: the root volume is set here.
+            data["BlockDeviceMappings"] = [{"DeviceName": "/dev/xvda", "Ebs": {
+                "VolumeSize": pool.disk_size_gb, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}}]
+        return data
+
+    def _ensure_launch_template(self, spec, pool):
+        """Create the pool's template, or a new version when its user data or disk changed: {id, version}."""
+        name = self.launch_template_name(spec.name, pool.name)
+        user_data = pool.node_config["user_data"]
+        data = self._launch_template_data(pool, user_data)
+        current = self._launch_template(name)
+        if current is None:
+            tags = [{"Key": k, "Value": v} for k, v in sorted(dict(spec.tags, **dict(MANAGED_BY, **{
+                "llmops.io/cluster": spec.name, "llmops.io/node-pool": pool.name})).items())]
+            made = self.call("ec2", "create_launch_template", LaunchTemplateName=name, LaunchTemplateData=data,
+                             TagSpecifications=[{"ResourceType": "launch-template", "Tags": tags}])["LaunchTemplate"]
+            return {"id": made["LaunchTemplateId"], "version": str(made.get("LatestVersionNumber", 1))}
+        if current["user_data"] == user_data and current["disk_size_gb"] == (pool.disk_size_gb or None):
+            return {"id": current["id"], "version": str(current["version"])}
+        made = self.call("ec2", "create_launch_template_version", LaunchTemplateId=current["id"], LaunchTemplateData=data,
+                         VersionDescription="llmops.platform: node_config.user_data of %s" % pool.name)
+        return {"id": current["id"], "version": str(made["LaunchTemplateVersion"]["VersionNumber"])}
+
+    def _delete_launch_template(self, cluster, pool):
+        current = self._launch_template(self.launch_template_name(cluster, pool))
+        if current is not None:
+            tags = dict((t["Key"], t["Value"]) for t in self.call("ec2", "describe_launch_templates", LaunchTemplateIds=[
+                current["id"]])["LaunchTemplates"][0].get("Tags", []))
+            if tags.get("llmops.io/managed-by") == MANAGED_BY["llmops.io/managed-by"]:  # never one we did not make
+                self.call("ec2", "delete_launch_template", LaunchTemplateId=current["id"])
+
     def _nodegroups(self, cluster):
         names, token = [], None
         while True:
@@ -202,8 +344,7 @@ class AwsProvider(ClusterProvider):
                 groups.append(group)
         return groups
 
-    @staticmethod
-    def _pool_state(group):
+    def _pool_state(self, group):
         scaling = group.get("scalingConfig") or {}
         types = group.get("instanceTypes") or []
         gpu = None
@@ -211,7 +352,7 @@ class AwsProvider(ClusterProvider):
             found, gpu_type = gpu_catalog.shape("aws", types[0])
             if found:
                 gpu = GpuSpec(type=gpu_type, count=found.gpus)
-        return NodePoolState(
+        state = NodePoolState(
             name=group["nodegroupName"],
             status=group.get("status", "UNKNOWN").lower(),
             count=scaling.get("desiredSize", 0),
@@ -225,6 +366,19 @@ class AwsProvider(ClusterProvider):
             capacity_type=CAPACITY_FROM_EKS.get(group.get("capacityType"), group.get("capacityType")),
             disk_size_gb=group.get("diskSize"),
         )
+        template = group.get("launchTemplate") or {}
+        used = self._launch_template_version(template["id"], template.get("version") or "$Default") if template.get("id") else None
+        if used is not None and used["disk_size_gb"]:
+            state.disk_size_gb = used["disk_size_gb"]
+        # node_config as far as EKS can show it: the user data of the template version the group runs.
+        # Keys with no EKS field are carried in that user data, so they are reported as asked.
+        wanted = self._wanted_node_config.get(group["nodegroupName"], {})
+        reported = dict((k, v) for k, v in wanted.items() if k != "user_data")
+        if "user_data" in wanted:
+            reported["user_data"] = used["user_data"] if used else None
+        state.node_config = reported
+        state.launch_template = template
+        return state
 
     def list_nodes(self, name):
         """EC2 instances EKS launched for the cluster's node groups (tagged eks:cluster-name)."""
@@ -262,6 +416,10 @@ class AwsProvider(ClusterProvider):
         }
         if spec.kubernetes_version:
             kwargs["version"] = spec.kubernetes_version
+        # Access entries (EKS access management API) need API or API_AND_CONFIG_MAP; the creator keeps
+        # cluster-admin so the first run can install what comes next.
+        kwargs["accessConfig"] = {"authenticationMode": self.options.get("authentication_mode", "API_AND_CONFIG_MAP"),
+                                  "bootstrapClusterCreatorAdminPermissions": True}
         self.call("eks", "create_cluster", **kwargs)
 
     def update_cluster(self, spec, changes):
@@ -366,7 +524,9 @@ class AwsProvider(ClusterProvider):
         }
         if instance_type:
             kwargs["instanceTypes"] = [instance_type]
-        if pool.disk_size_gb:
+        if (getattr(pool, "node_config", None) or {}).get("user_data"):
+            kwargs["launchTemplate"] = self._ensure_launch_template(spec, pool)
+        elif pool.disk_size_gb:
             kwargs["diskSize"] = pool.disk_size_gb
         self.call("eks", "create_nodegroup", **kwargs)
 
@@ -384,6 +544,8 @@ class AwsProvider(ClusterProvider):
         return problem
 
     def update_node_pool(self, spec, pool, changes):
+        if "node_config" in changes:
+            self._roll_out_user_data(spec, pool)
         kwargs = {"clusterName": spec.name, "nodegroupName": pool.name}
         if set(changes) & set(["count", "min_count", "max_count"]):
             current = self.call("eks", "describe_nodegroup", **kwargs)["nodegroup"].get("scalingConfig") or {}
@@ -405,7 +567,31 @@ class AwsProvider(ClusterProvider):
                        for t in have or [] if (t.key, t.effect) not in wanted]
             if removed:
                 kwargs["taints"]["removeTaints"] = removed
-        self.call("eks", "update_nodegroup_config", **kwargs)
+        if len(kwargs) > 2:
+            self.call("eks", "update_nodegroup_config", **kwargs)
+
+    def _roll_out_user_data(self, spec, pool):
+        """New user data: a new launch template version, then UpdateNodegroupVersion (a rolling replacement)."""
+        group = self.call("eks", "describe_nodegroup", clusterName=spec.name, nodegroupName=pool.name)["nodegroup"]
+        template = group.get("launchTemplate") or {}
+        if not (pool.node_config or {}).get("user_data"):
+            return
+        if not template.get("id"):
+            self.record("node_pool/%s: node_config.user_data is new, but the node group was created without a launch "
+                        "template and EKS cannot add one to an existing group: NOT applied; replace the node pool "
+                        "(delete it, or rename it) to boot its nodes with the user data" % pool.name)
+            return
+        ensured = self._ensure_launch_template(spec, pool)
+        if ensured["id"] != template["id"]:
+            self.record("node_pool/%s: the node group uses launch template %s, not ours (%s): NOT changed"
+                        % (pool.name, template["id"], ensured["id"]))
+            return
+        # The node group must be ACTIVE before it takes another update.
+        self._wait_nodegroup(spec.name, pool.name, raise_on_failure=True)
+        self.call("eks", "update_nodegroup_version", clusterName=spec.name, nodegroupName=pool.name,
+                  launchTemplate=ensured)
+        self.record("node_pool/%s: user data changed; rolling out launch template %s version %s"
+                    % (pool.name, ensured["id"], ensured["version"]))
 
     def delete_node_pool(self, cluster_name, pool_name):
         try:
@@ -413,6 +599,11 @@ class AwsProvider(ClusterProvider):
         except ProviderError as exc:
             if exc.code != "ResourceNotFoundException":
                 raise
+        if self._launch_template(self.launch_template_name(cluster_name, pool_name)) is not None:
+            # A template in use cannot be deleted: wait for the node group to go first.
+            self._waiter("nodegroup_deleted", "EKS node group %s of %s to be deleted" % (pool_name, cluster_name),
+                         self.operation_timeout, clusterName=cluster_name, nodegroupName=pool_name)
+            self._delete_launch_template(cluster_name, pool_name)
 
     # -- waiting -------------------------------------------------------------------------------------
     def wait_for_cluster(self, name, state, timeout):
@@ -448,7 +639,11 @@ class AwsProvider(ClusterProvider):
     def gpu_capacity(self, gpu_type, count, regions, capacity_type="on_demand"):
         offers = []
         shapes = gpu_catalog.shapes_for("aws", gpu_type, count)
-        for region in regions or [self.options.get("region")]:
+        regions = list(regions or ([self.options["region"]] if self.options.get("region") else []))
+        if not regions:
+            raise SpecError("region", "is required by the aws provider to look for GPU capacity (none was given)",
+                            hint="set region (e.g. us-east-1) or regions: [us-east-1, us-west-2]")
+        for region in regions:
             offered = self._offered([s.instance_type for s in shapes], region)
             quotas = {}
             for s in shapes:

@@ -32,7 +32,7 @@ import re
 import time
 
 from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import GpuSpec, Taint
-from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError
+from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError, WaitTimeout
 from ansible_collections.llmops.platform.plugins.module_utils.gpu_catalog import (
     instance_types_for, shape, shapes_for)
 from ansible_collections.llmops.platform.plugins.module_utils.providers.base import (
@@ -104,6 +104,58 @@ READONLY_CLUSTER = ("provisioningState", "powerState", "fqdn", "privateFQDN", "a
                     "currentKubernetesVersion", "maxAgentPools", "resourceUID")
 READONLY_POOL = ("provisioningState", "currentOrchestratorVersion", "nodeImageVersion", "eTag")
 ZONE_RE = re.compile(r"^(?:[a-z0-9]+-)?([1-9])$")
+# AgentPools_CreateOrUpdate path parameter agentPoolName (REST reference, learn.microsoft.com/rest/api/aks/
+# agent-pools/create-or-update): Linux pool names are 1-12 lower-case letters and digits, from a letter.
+POOL_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+
+# node_config.sysctls key -> (SysctlConfig REST field, value type). The AKS "custom node configuration"
+# list; tests/unit/plugins/module_utils/providers/test_azure_node_config.py checks every name against
+# the SDK's SysctlConfig model, both ways. Keys not here have no AKS field: reported, never dropped.
+AKS_SYSCTLS = {
+    "net.core.somaxconn": ("netCoreSomaxconn", int),
+    "net.core.netdev_max_backlog": ("netCoreNetdevMaxBacklog", int),
+    "net.core.rmem_default": ("netCoreRmemDefault", int),
+    "net.core.rmem_max": ("netCoreRmemMax", int),
+    "net.core.wmem_default": ("netCoreWmemDefault", int),
+    "net.core.wmem_max": ("netCoreWmemMax", int),
+    "net.core.optmem_max": ("netCoreOptmemMax", int),
+    "net.ipv4.tcp_max_syn_backlog": ("netIpv4TcpMaxSynBacklog", int),
+    "net.ipv4.tcp_max_tw_buckets": ("netIpv4TcpMaxTwBuckets", int),
+    "net.ipv4.tcp_fin_timeout": ("netIpv4TcpFinTimeout", int),
+    "net.ipv4.tcp_keepalive_time": ("netIpv4TcpKeepaliveTime", int),
+    "net.ipv4.tcp_keepalive_probes": ("netIpv4TcpKeepaliveProbes", int),
+    "net.ipv4.tcp_keepalive_intvl": ("netIpv4TcpkeepaliveIntvl", int),  # sic: lower-case k in the API
+    "net.ipv4.tcp_tw_reuse": ("netIpv4TcpTwReuse", bool),
+    "net.ipv4.ip_local_port_range": ("netIpv4IpLocalPortRange", str),
+    "net.ipv4.neigh.default.gc_thresh1": ("netIpv4NeighDefaultGcThresh1", int),
+    "net.ipv4.neigh.default.gc_thresh2": ("netIpv4NeighDefaultGcThresh2", int),
+    "net.ipv4.neigh.default.gc_thresh3": ("netIpv4NeighDefaultGcThresh3", int),
+    "net.netfilter.nf_conntrack_max": ("netNetfilterNfConntrackMax", int),
+    "net.netfilter.nf_conntrack_buckets": ("netNetfilterNfConntrackBuckets", int),
+    "fs.inotify.max_user_watches": ("fsInotifyMaxUserWatches", int),
+    "fs.file-max": ("fsFileMax", int),
+    "fs.aio-max-nr": ("fsAioMaxNr", int),
+    "fs.nr_open": ("fsNrOpen", int),
+    "kernel.threads-max": ("kernelThreadsMax", int),
+    "vm.max_map_count": ("vmMaxMapCount", int),
+    "vm.swappiness": ("vmSwappiness", int),
+    "vm.vfs_cache_pressure": ("vmVfsCachePressure", int),
+}
+# node_config.kubelet (upstream KubeletConfiguration name) -> (AKS KubeletConfig REST field, type).
+# "mebibytes": an upstream quantity ("10Mi") that AKS takes as a whole number of MB.
+AKS_KUBELET = {
+    "cpuManagerPolicy": ("cpuManagerPolicy", str),
+    "cpuCFSQuota": ("cpuCfsQuota", bool),
+    "cpuCFSQuotaPeriod": ("cpuCfsQuotaPeriod", str),
+    "imageGCHighThresholdPercent": ("imageGcHighThreshold", int),
+    "imageGCLowThresholdPercent": ("imageGcLowThreshold", int),
+    "topologyManagerPolicy": ("topologyManagerPolicy", str),
+    "allowedUnsafeSysctls": ("allowedUnsafeSysctls", list),
+    "failSwapOn": ("failSwapOn", bool),
+    "containerLogMaxSize": ("containerLogMaxSizeMB", "mebibytes"),
+    "containerLogMaxFiles": ("containerLogMaxFiles", int),
+    "podPidsLimit": ("podMaxPids", int),
+}
 
 
 class StaticTokenCredential(object):
@@ -179,12 +231,56 @@ def _zone(text):
     return match.group(1) if match else None
 
 
+def _convert(value, kind, where):
+    """A node_config value -> the JSON type AKS wants (SpecError naming `where` when it cannot be)."""
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).strip().lower() in ("1", "true"):
+                return True
+            if str(value).strip().lower() in ("0", "false"):
+                return False
+            raise ValueError(value)
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(str(value).strip())
+        if kind is list:
+            if not isinstance(value, list):
+                raise ValueError(value)
+            return [str(v) for v in value]
+        if kind == "mebibytes":
+            match = re.match(r"^\s*(\d+)\s*(Mi|Gi)?\s*$", str(value))
+            if not match:
+                raise ValueError(value)
+            return int(match.group(1)) * (1024 if match.group(2) == "Gi" else 1)
+        return str(value)
+    except (TypeError, ValueError):
+        raise SpecError(where, "%r cannot be expressed as AKS wants it (%s)"
+                        % (value, "whole MiB, e.g. 10Mi" if kind == "mebibytes" else getattr(kind, "__name__", kind)))
+
+
+def _unconvert(value, kind):
+    """An AKS value -> the cloud-neutral node_config form (sysctl values are strings)."""
+    if kind == "mebibytes":
+        return "%dMi" % value
+    return value
+
+
 class AzureProvider(ClusterProvider):
     name = "azure"
     updatable_pool_fields = frozenset(["count", "min_count", "max_count", "labels", "taints"])
     updatable_cluster_fields = frozenset(["kubernetes_version"])
     reported_pool_fields = ("count", "min_count", "max_count", "instance_types", "zones", "gpu", "labels", "taints",
-                            "capacity_type", "disk_size_gb")
+                            "capacity_type", "disk_size_gb", "node_config")
+    # Seconds gpu_cluster waits when wait_timeout is unset. Above what AKS takes (docs/clouds.md, "Waits"):
+    # a cluster with its System pool is usually ready in 5-10 minutes and a GPU pool in 5-15; a VM that
+    # does not come up is reported by Azure as OSProvisioningTimedOut only after its 20-minute OS
+    # provisioning window, and a zonal GPU stockout (ZonalAllocationFailed/AllocationFailed) can take as
+    # long to surface on a scale set. One hour lets each of those answers arrive (then the capacity
+    # fallback takes over) while still ending a run that is really stuck.
+    default_wait_timeout = 3600
 
     def __init__(self, options=None, region=None):
         super(AzureProvider, self).__init__(options, region)
@@ -192,6 +288,8 @@ class AzureProvider(ClusterProvider):
         self._compute = None
         self._created_with_cluster = set()
         self._offered = {}  # region -> {vm size: sku dict} from resource_skus, once per region
+        # pool name -> node_config keys the spec sets (what get_cluster reports back for comparison).
+        self._wanted_node_config = {}
 
     # -- settings and clients ---------------------------------------------------------------------
     def _option(self, key, *env):
@@ -357,6 +455,13 @@ class AzureProvider(ClusterProvider):
 
         try:
             return self._retry(wait)
+        except WaitTimeout as exc:
+            # Azure has not answered yet: say so, with no capacity code, so that capacity fallback does not
+            # treat a slow create as a stockout (and the user does not go hunting for quota).
+            raise WaitTimeout("%s; the operation is still running in Azure (still creating/updating, not a "
+                              "capacity failure)" % exc.message, code="StillRunning",
+                              hint="rerun later (gpu_cluster picks the operation up where it is) or raise "
+                                   "wait_timeout; AKS reports capacity problems as errors, not as a slow operation")
         except (SpecError, ProviderError):
             raise
         except Exception as exc:  # pylint: disable=broad-except
@@ -379,8 +484,79 @@ class AzureProvider(ClusterProvider):
         sizes = instance_types_for("azure", pool, index)
         return sizes or [self.options.get("default_vm_size") or "Standard_D4s_v5"]
 
+    def check_pool_names(self, spec):
+        """AKS pool names are stricter than Kubernetes names: refuse them before any call."""
+        for i, pool in enumerate(spec.node_pools):
+            if not POOL_NAME_RE.match(pool.name or ""):
+                raise SpecError("node_pools[%d].name" % i,
+                                "%r is not a valid AKS agent pool name: it must match ^[a-z][a-z0-9]{0,11}$" % (pool.name,),
+                                hint="use 1-12 lower-case letters and digits, starting with a letter (no '-'), "
+                                     "e.g. %r" % re.sub(r"[^a-z0-9]", "", pool.name.lower())[:12])
+
+    def node_config_for_aks(self, pool, index, record=True):
+        """Split node_pools[i].node_config into what AKS can hold, in the cloud-neutral form, and record an
+        event for every key that has no AKS field (never dropped silently). Raises SpecError for values
+        AKS cannot take."""
+        where = "node_pools[%d].node_config" % index
+        config = getattr(pool, "node_config", None) or {}
+        kept = {}
+        notes = []
+        if config.get("user_data"):
+            notes.append("user_data: AKS agent pools run no user boot document; the hardening reaches AKS "
+                         "nodes through sysctls/kubelet (linuxOSConfig/kubeletConfig) only")
+        sysctls = {}
+        for key, value in sorted((config.get("sysctls") or {}).items()):
+            if key in AKS_SYSCTLS:
+                field, kind = AKS_SYSCTLS[key]
+                _convert(value, kind, "%s.sysctls.%s" % (where, key))
+                sysctls[key] = str(value)
+            else:
+                notes.append("sysctls.%s: AKS linuxOSConfig.sysctls has no field for it" % key)
+        if sysctls:
+            kept["sysctls"] = sysctls
+        kubelet = {}
+        for key, value in sorted((config.get("kubelet") or {}).items()):
+            if key in AKS_KUBELET:
+                field, kind = AKS_KUBELET[key]
+                kubelet[key] = _unconvert(_convert(value, kind, "%s.kubelet.%s" % (where, key)), kind)
+            else:
+                notes.append("kubelet.%s: AKS kubeletConfig has no field for it" % key)
+        if kubelet:
+            kept["kubelet"] = kubelet
+        if "secure_boot" in config:
+            kept["secure_boot"] = bool(config["secure_boot"])
+        if record:
+            for note in notes:
+                self.record("node_pool/%s: node_config.%s; not applied on AKS (docs/hardening.md lists what "
+                            "the AKS node image provides)" % (pool.name, note))
+        return kept
+
+    def _node_config_properties(self, pool, index):
+        """linuxOSConfig, kubeletConfig and securityProfile of an agent pool from its node_config."""
+        config = self.node_config_for_aks(pool, index, record=False)
+        where = "node_pools[%d].node_config" % index
+        props = {}
+        if config.get("sysctls"):
+            props["linuxOSConfig"] = {"sysctls": dict(
+                (AKS_SYSCTLS[k][0], _convert(v, AKS_SYSCTLS[k][1], "%s.sysctls.%s" % (where, k)))
+                for k, v in config["sysctls"].items())}
+        if config.get("kubelet"):
+            props["kubeletConfig"] = dict(
+                (AKS_KUBELET[k][0], _convert(v, AKS_KUBELET[k][1], "%s.kubelet.%s" % (where, k)))
+                for k, v in config["kubelet"].items())
+        if "secure_boot" in config:
+            # Trusted launch: secure boot with a virtual TPM (integrity monitoring needs the vTPM).
+            props["securityProfile"] = {"enableSecureBoot": config["secure_boot"], "enableVTPM": config["secure_boot"]}
+        return props
+
     def validate(self, spec):
+        self.check_pool_names(spec)
         self.check_settings()
+        for i, pool in enumerate(spec.node_pools):
+            kept = self.node_config_for_aks(pool, i)
+            self._wanted_node_config[pool.name] = kept
+            # What is compared with the pool AKS reports: the part AKS can hold (the rest is in events).
+            pool.node_config = kept
         if not spec.region:
             raise SpecError("region", "is required by the azure provider", hint="set it to an Azure region, e.g. eastus")
         for i, pool in enumerate(spec.node_pools):
@@ -495,7 +671,7 @@ class AzureProvider(ClusterProvider):
         power = ((profile.get("powerState") or {}).get("code") or "Running").lower()
         status = "running" if provisioning == "Succeeded" and power == "running" else \
             (power if provisioning == "Succeeded" else provisioning.lower())
-        return NodePoolState(
+        state = NodePoolState(
             name=profile["name"],
             status=status,
             count=int(profile.get("count") or 0),
@@ -509,6 +685,36 @@ class AzureProvider(ClusterProvider):
             capacity_type="spot" if profile.get("scaleSetPriority") == "Spot" else "on_demand",
             disk_size_gb=profile.get("osDiskSizeGB"),
         )
+        state.node_config = self._reported_node_config(profile)
+        return state
+
+    def _reported_node_config(self, profile):
+        """The pool's linuxOSConfig/kubeletConfig/securityProfile in node_config form, limited to the keys the
+        spec sets when it is known (a setting the spec leaves to AKS is not drift)."""
+        sysctls = (profile.get("linuxOSConfig") or {}).get("sysctls") or {}
+        kubelet = profile.get("kubeletConfig") or {}
+        security = profile.get("securityProfile") or {}
+        config = {}
+        found = dict((key, str(int(sysctls[field]) if isinstance(sysctls[field], bool) else sysctls[field]))
+                     for key, (field, _kind) in AKS_SYSCTLS.items() if sysctls.get(field) is not None)
+        if found:
+            config["sysctls"] = found
+        found = dict((key, _unconvert(kubelet[field], kind)) for key, (field, kind) in AKS_KUBELET.items()
+                     if kubelet.get(field) is not None)
+        if found:
+            config["kubelet"] = found
+        if security.get("enableSecureBoot") is not None:
+            config["secure_boot"] = bool(security["enableSecureBoot"])
+        wanted = self._wanted_node_config.get(profile.get("name"))
+        if wanted is None:
+            return config
+        limited = {}
+        for section in ("sysctls", "kubelet"):
+            if section in wanted:
+                limited[section] = dict((k, v) for k, v in (config.get(section) or {}).items() if k in wanted[section])
+        if "secure_boot" in wanted:
+            limited["secure_boot"] = config.get("secure_boot", False)
+        return limited
 
     def get_cluster(self, name):
         raw = self._get_cluster_raw(name)
@@ -615,6 +821,43 @@ class AzureProvider(ClusterProvider):
             props.update({"scaleSetPriority": "Spot",
                           "scaleSetEvictionPolicy": self.options.get("spot_eviction_policy") or "Delete",
                           "spotMaxPrice": float(self.options.get("spot_max_price", -1))})
+        if self.options.get("vnet_subnet_id"):
+            props["vnetSubnetID"] = str(self.options["vnet_subnet_id"])
+        props.update(self._node_config_properties(pool, spec.node_pools.index(pool)))
+        return props
+
+    def _cluster_foundation_properties(self):
+        """Managed-cluster fields from the foundations (docs/clouds.md, Azure): the node subnet with Azure CNI
+        overlay, the OIDC issuer and workload identity, Entra ID (AAD) with admin groups and Azure RBAC, and
+        local accounts disabled (so every kubeconfig goes through Entra ID)."""
+        props = {}
+        network = {}
+        if self.options.get("network_plugin"):
+            network["networkPlugin"] = self.options["network_plugin"]
+        if self.options.get("vnet_subnet_id"):
+            # Nodes in our subnet; pods get addresses from an overlay range, not from the subnet.
+            network.setdefault("networkPlugin", "azure")
+            network["networkPluginMode"] = self.options.get("network_plugin_mode") or "overlay"
+            if self.options.get("pod_cidr"):
+                network["podCidr"] = self.options["pod_cidr"]
+            for option, field in (("service_cidr", "serviceCidr"), ("dns_service_ip", "dnsServiceIP")):
+                if self.options.get(option):
+                    network[field] = self.options[option]
+        if network:
+            props["networkProfile"] = network
+        if self.options.get("oidc_issuer", True):
+            props["oidcIssuerProfile"] = {"enabled": True}
+        if self.options.get("workload_identity", True):
+            # Workload identity needs the OIDC issuer.
+            props["oidcIssuerProfile"] = {"enabled": True}
+            props["securityProfile"] = {"workloadIdentity": {"enabled": True}}
+        groups = [str(g) for g in self.options.get("admin_group_object_ids") or []]
+        if groups:
+            props["aadProfile"] = {"managed": True, "adminGroupObjectIDs": groups,
+                                   "enableAzureRBAC": bool(self.options.get("azure_rbac", True))}
+            if self.options.get("tenant_id"):
+                props["aadProfile"]["tenantID"] = str(self.options["tenant_id"])
+            props["disableLocalAccounts"] = bool(self.options.get("disable_local_accounts", True))
         return props
 
     # -- changing state ---------------------------------------------------------------------------
@@ -632,13 +875,14 @@ class AzureProvider(ClusterProvider):
                        "tags": self._tags(spec, opts["name"], role="system")}
             if opts["zones"]:
                 profile["availabilityZones"] = opts["zones"]
+            if self.options.get("vnet_subnet_id"):
+                profile["vnetSubnetID"] = str(self.options["vnet_subnet_id"])
         props = {"dnsPrefix": self.options.get("dns_prefix") or spec.name, "agentPoolProfiles": [profile]}
         if spec.kubernetes_version:
             props["kubernetesVersion"] = spec.kubernetes_version
         if self.options.get("node_resource_group"):
             props["nodeResourceGroup"] = self.options["node_resource_group"]
-        if self.options.get("network_plugin"):
-            props["networkProfile"] = {"networkPlugin": self.options["network_plugin"]}
+        props.update(self._cluster_foundation_properties())
         body = {"location": spec.region, "tags": self._tags(spec), "identity": {"type": "SystemAssigned"},
                 "sku": {"name": "Base", "tier": self.options.get("sku_tier") or "Free"}, "properties": props}
         rg = self.resource_group
@@ -802,8 +1046,11 @@ class AzureProvider(ClusterProvider):
                      "AKS cluster %s to be deleted" % name, timeout, interval=interval)
             return
 
+        seen = {}
+
         def probe():
             raw = self._get_cluster_raw(name)
+            seen["raw"] = raw
             if raw is None:
                 return False, "cluster not found"
             props = raw.get("properties") or {}
@@ -817,5 +1064,18 @@ class AzureProvider(ClusterProvider):
             pending = ["%s: %s" % (w, s) for w, s in states if s != "Succeeded"]
             return not pending, ", ".join(pending) or "all Succeeded"
 
-        wait_for(probe, "AKS cluster %s and its agent pools to reach provisioningState Succeeded" % name, timeout,
-                 interval=interval)
+        try:
+            wait_for(probe, "AKS cluster %s and its agent pools to reach provisioningState Succeeded" % name, timeout,
+                     interval=interval)
+        except WaitTimeout as exc:
+            profiles = ((seen.get("raw") or {}).get("properties") or {}).get("agentPoolProfiles") or []
+            busy = ("Creating", "Scaling", "Updating")
+            creating = sorted(p.get("name") for p in profiles if p.get("provisioningState") in busy)
+            if not creating:
+                raise
+            raise WaitTimeout("%s; agent pool%s %s %s still creating (not a capacity failure: Azure reports "
+                              "stockouts and quota as errors on the pool)"
+                              % (exc.message, "s" if len(creating) > 1 else "", ", ".join(creating),
+                                 "are" if len(creating) > 1 else "is"),
+                              code="StillCreating",
+                              hint="rerun later (the pools keep being created) or raise wait_timeout")

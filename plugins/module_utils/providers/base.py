@@ -40,6 +40,9 @@ class NodePoolState:
     capacity_type: Optional[str] = None
     disk_size_gb: Optional[int] = None
     image: Optional[str] = None
+    # The boot-time node configuration the pool's nodes were created with (providers that list
+    # "node_config" in reported_pool_fields report it, so a change is drift).
+    node_config: Dict[str, object] = field(default_factory=dict)
 
     def summary(self):
         return {k: v for k, v in asdict(self).items() if v not in (None, [], {})}
@@ -114,6 +117,10 @@ class ClusterProvider(abc.ABC):
     #: NodePoolSpec fields the provider reports back in NodePoolState, hence compared for drift.
     reported_pool_fields = ("count", "min_count", "max_count", "instance_types", "zones", "gpu", "labels",
                             "taints", "capacity_type", "disk_size_gb", "image")
+    #: Seconds gpu_cluster waits when the user sets no wait_timeout. Each cloud sets it above its own
+    #: documented creation times (and above the time a GPU stockout takes to be reported), so the
+    #: waiter never gives up before the cloud has answered; docs/clouds.md names the sources.
+    default_wait_timeout = 1800
 
     def __init__(self, options=None, region=None):
         self.options = dict(options or {})

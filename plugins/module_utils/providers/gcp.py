@@ -22,6 +22,14 @@ aggregated acceleratorTypes, regions).
   quota error is deleted (if GKE created it) and the next zone, then the next machine type, is tried.
 - The pool's node count is read from its managed instance groups' targetSize (GKE does not report a
   current count on the node pool), as Terraform's google provider does.
+- Foundations (docs/clouds.md, roles/cloud_foundation/tasks/gcp.yml): the network, the subnet with its pod
+  and service secondary ranges and the Cloud Router come from google.cloud modules; this provider puts the
+  cluster on them (VPC-native ipAllocationPolicy, private nodes through networkConfig.defaultEnablePrivateNodes,
+  Workload Identity) and adds a Cloud NAT named <cluster>-nat to the router (google.cloud.gcp_compute_router
+  has no `nats` option), removed again with the cluster.
+- Boot-time node configuration (node_config): sysctls GKE allows go to nodeConfig.linuxNodeConfig.sysctls,
+  the kubelet settings its NodeKubeletConfig has to kubeletConfig, secure_boot to shieldedInstanceConfig;
+  every key GKE cannot set is reported as an event naming it. Nodes are never reached by SSH.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -43,7 +51,7 @@ except ImportError:  # pragma: no cover - exercised only where google-auth is mi
 
 from ansible_collections.llmops.platform.plugins.module_utils import gpu_catalog
 from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import GpuSpec, Taint
-from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError
+from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError, WaitTimeout
 from ansible_collections.llmops.platform.plugins.module_utils.providers.base import (
     CapacityOffer, ClusterProvider, ClusterState, Node, NodePoolState)
 from ansible_collections.llmops.platform.plugins.module_utils.retry import call_with_retry
@@ -73,6 +81,59 @@ QUOTA_METRICS = {"nvidia-tesla-t4": "NVIDIA_T4_GPUS", "nvidia-l4": "NVIDIA_L4_GP
 # What GKE and GCE say when a zone cannot supply the machines, or the project's quota is used up.
 CAPACITY_MARKERS = ("ZONE_RESOURCE_POOL_EXHAUSTED", "GCE_STOCKOUT", "QUOTA_EXCEEDED", "GCE_QUOTA_EXCEEDED",
                     "does not have enough resources available")
+# GKE's synchronous quota answer to nodePools.create / clusters.create is HTTP 403 PERMISSION_DENIED with
+# "Insufficient regional quota to satisfy request: resource \"NVIDIA_L4_GPUS\": request requires '1.0' and
+# is short '1.0'. ..." (or "Insufficient quota ..."): a capacity answer, not an IAM one.
+QUOTA_SHORT_RE = re.compile(r"insufficient (regional |zonal |global )?quota", re.IGNORECASE)
+
+# LinuxNodeConfig.sysctls: the kernel parameters GKE accepts (container v1 discovery document, field
+# description; https://cloud.google.com/kubernetes-engine/docs/how-to/node-system-config). The unit tests
+# compare this set with the discovery document that ships with google-api-python-client.
+GKE_SYSCTLS = frozenset("""
+net.core.busy_poll net.core.busy_read net.core.netdev_max_backlog net.core.rmem_max net.core.rmem_default
+net.core.wmem_default net.core.wmem_max net.core.optmem_max net.core.somaxconn net.ipv4.neigh.default.gc_thresh1
+net.ipv4.neigh.default.gc_thresh2 net.ipv4.neigh.default.gc_thresh3 net.ipv4.tcp_rmem net.ipv4.tcp_wmem
+net.ipv4.tcp_tw_reuse net.ipv4.tcp_mtu_probing net.ipv4.tcp_max_orphans net.ipv4.tcp_max_tw_buckets
+net.ipv4.tcp_syn_retries net.ipv4.tcp_ecn net.ipv4.tcp_congestion_control net.netfilter.nf_conntrack_max
+net.netfilter.nf_conntrack_buckets net.netfilter.nf_conntrack_tcp_timeout_close_wait
+net.netfilter.nf_conntrack_tcp_timeout_time_wait net.netfilter.nf_conntrack_tcp_timeout_established
+net.netfilter.nf_conntrack_acct kernel.keys.maxkeys kernel.keys.maxbytes kernel.shmmni kernel.shmmax kernel.shmall
+kernel.core_pattern kernel.perf_event_paranoid kernel.sched_rt_runtime_us kernel.softlockup_panic
+kernel.yama.ptrace_scope kernel.kptr_restrict kernel.dmesg_restrict kernel.sysrq fs.aio-max-nr fs.file-max
+fs.inotify.max_user_instances fs.inotify.max_user_watches fs.nr_open vm.dirty_background_ratio
+vm.dirty_background_bytes vm.dirty_expire_centisecs vm.dirty_ratio vm.dirty_bytes vm.dirty_writeback_centisecs
+vm.max_map_count vm.overcommit_memory vm.overcommit_ratio vm.vfs_cache_pressure vm.swappiness
+vm.watermark_scale_factor vm.min_free_kbytes
+""".split())
+
+
+def _flag(value):
+    return value if isinstance(value, bool) else str(value).lower() in ("true", "1", "yes")
+
+
+# Upstream KubeletConfiguration field -> (NodeKubeletConfig field, to GKE, back to upstream). Only fields
+# NodeKubeletConfig (container v1) has; GKE takes int64 values as strings (podPidsLimit).
+KUBELET_TO_GKE = {
+    "readOnlyPort": ("insecureKubeletReadonlyPortEnabled", lambda v: int(v) != 0, lambda v: 10255 if v else 0),
+    "podPidsLimit": ("podPidsLimit", lambda v: str(int(v)), int),
+    "cpuManagerPolicy": ("cpuManagerPolicy", str, str),
+    "cpuCFSQuota": ("cpuCfsQuota", _flag, _flag),
+    "cpuCFSQuotaPeriod": ("cpuCfsQuotaPeriod", str, str),
+    "containerLogMaxSize": ("containerLogMaxSize", str, str),
+    "containerLogMaxFiles": ("containerLogMaxFiles", int, int),
+    "containerLogMaxWorkers": ("containerLogMaxWorkers", int, int),
+    "containerLogMonitorInterval": ("containerLogMonitorInterval", str, str),
+    "imageGCHighThresholdPercent": ("imageGcHighThresholdPercent", int, int),
+    "imageGCLowThresholdPercent": ("imageGcLowThresholdPercent", int, int),
+    "imageMinimumGCAge": ("imageMinimumGcAge", str, str),
+    "imageMaximumGCAge": ("imageMaximumGcAge", str, str),
+    "allowedUnsafeSysctls": ("allowedUnsafeSysctls", list, list),
+    "maxParallelImagePulls": ("maxParallelImagePulls", int, int),
+    "evictionMaxPodGracePeriod": ("evictionMaxPodGracePeriodSeconds", int, int),
+    "singleProcessOOMKill": ("singleProcessOomKill", _flag, _flag),
+    "reservedSystemCPUs": ("reservedSystemCpus", str, str),
+}
+KUBELET_FROM_GKE = dict((gke, (ours, back)) for ours, (gke, dummy, back) in KUBELET_TO_GKE.items())
 
 # google.rpc.Code numbers, as Operation.error.code carries them.
 RPC_CODES = {1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
@@ -92,6 +153,10 @@ HINTS = {
                           "or ask for an increase",
     "ALREADY_EXISTS": "a resource of that name exists already; use another name or import it",
     "FAILED_PRECONDITION": "another operation is running on the cluster; wait for it and run again",
+    "QUOTA_EXCEEDED": "the project's quota in the region is too small for the pool; ask for an increase under "
+                      "IAM & Admin > Quotas (gpu_capacity_info shows limit and usage), or use another region",
+    "PROVISIONING": "GKE is still creating it: nothing failed yet; run the play again later (it waits on the same "
+                    "operation) or raise wait_timeout",
     "SERVICE_DISABLED": "enable the API named in the message: gcloud services enable container.googleapis.com "
                         "compute.googleapis.com",
     "connection": "check provider_options.api_endpoint / compute_endpoint and the network path to Google APIs",
@@ -128,9 +193,93 @@ def _capacity_code(text):
         if marker.lower() in text.lower():
             return marker if marker.isupper() else "ZONE_RESOURCE_POOL_EXHAUSTED"
     # GCE: "Quota 'NVIDIA_L4_GPUS' exceeded.  Limit: 0.0 in region us-central1."
-    if re.search(r"quota .* exceeded", text, re.IGNORECASE):
+    # GKE: "Insufficient regional quota to satisfy request: resource \"NVIDIA_L4_GPUS\": ..."
+    if re.search(r"quota .* exceeded", text, re.IGNORECASE) or QUOTA_SHORT_RE.search(text):
         return "QUOTA_EXCEEDED"
     return None
+
+
+def _regional_quota(text):
+    """True when the answer says the region's quota is short: every zone of the region shares it."""
+    return bool(re.search(r"insufficient regional quota|in region [a-z]+-[a-z]+[0-9]+\.?$", str(text or ""), re.IGNORECASE))
+
+
+def gke_node_config(node_config):
+    """Map the cloud-neutral node_config to GKE NodeConfig fields.
+
+    Returns (fields, applied, skipped): `fields` go into NodeConfig (linuxNodeConfig.sysctls, kubeletConfig,
+    shieldedInstanceConfig); `applied` is the part of node_config GKE carries, in node_config's own words
+    (compared for drift); `skipped` names every key GKE cannot set, with the reason.
+    """
+    node_config = dict(node_config or {})
+    fields, applied, skipped = {}, {}, []
+    if node_config.get("user_data"):
+        skipped.append("user_data (GKE node pools take no user data; sysctls, kubelet and secure_boot are "
+                       "set through the node system configuration instead)")
+    sysctls = dict(node_config.get("sysctls") or {})
+    allowed = dict((k, str(v)) for k, v in sorted(sysctls.items()) if k in GKE_SYSCTLS)
+    for key in sorted(set(sysctls) - set(allowed)):
+        skipped.append("sysctls.%s (not among the kernel parameters GKE's linuxNodeConfig accepts)" % key)
+    if allowed:
+        fields["linuxNodeConfig"] = {"sysctls": allowed}
+        applied["sysctls"] = allowed
+    kubelet = dict(node_config.get("kubelet") or {})
+    gke_kubelet, applied_kubelet = {}, {}
+    for key, value in sorted(kubelet.items()):
+        if key not in KUBELET_TO_GKE:
+            skipped.append("kubelet.%s (GKE's NodeKubeletConfig has no such field)" % key)
+            continue
+        gke_name, to_gke, back = KUBELET_TO_GKE[key]
+        gke_kubelet[gke_name] = to_gke(value)
+        applied_kubelet[key] = back(gke_kubelet[gke_name])
+    if gke_kubelet:
+        fields["kubeletConfig"] = gke_kubelet
+        applied["kubelet"] = applied_kubelet
+    if node_config.get("secure_boot") is not None:
+        on = bool(node_config["secure_boot"])
+        fields["shieldedInstanceConfig"] = {"enableSecureBoot": on, "enableIntegrityMonitoring": True}
+        applied["secure_boot"] = on
+    return fields, applied, skipped
+
+
+def reported_node_config(config, wanted=None):
+    """What a GKE NodeConfig carries, in node_config's words; projected on the keys `wanted` names (GKE
+    reports its own defaults too, which are not drift) and with the keys GKE cannot carry taken from
+    `wanted` (they were reported as not applied when the pool was created)."""
+    config = config or {}
+    sysctls = dict((config.get("linuxNodeConfig") or {}).get("sysctls") or {})
+    kubelet = {}
+    for gke_name, value in (config.get("kubeletConfig") or {}).items():
+        if gke_name in KUBELET_FROM_GKE:
+            ours, back = KUBELET_FROM_GKE[gke_name]
+            kubelet[ours] = back(value)
+    shielded = config.get("shieldedInstanceConfig") or {}
+    reported = {"sysctls": sysctls, "kubelet": kubelet, "secure_boot": bool(shielded.get("enableSecureBoot"))}
+    if wanted is None:
+        return dict((k, v) for k, v in reported.items() if v not in ({}, False))
+    result = dict(wanted)
+    if "sysctls" in wanted:
+        result["sysctls"] = dict(wanted["sysctls"])
+        for key in wanted["sysctls"]:
+            if key in GKE_SYSCTLS:
+                if key in sysctls:
+                    result["sysctls"][key] = sysctls[key]
+                else:
+                    del result["sysctls"][key]
+    if "kubelet" in wanted:
+        result["kubelet"] = dict(wanted["kubelet"])
+        gke_kubelet = config.get("kubeletConfig") or {}
+        for key, value in wanted["kubelet"].items():
+            if key not in KUBELET_TO_GKE:
+                continue
+            gke_name, to_gke, dummy = KUBELET_TO_GKE[key]
+            if gke_name not in gke_kubelet:
+                del result["kubelet"][key]
+            elif to_gke(value) != gke_kubelet[gke_name]:
+                result["kubelet"][key] = kubelet[key]  # compared in GKE's terms: readOnlyPort 10250 and 10255 are both "enabled"
+    if "secure_boot" in wanted:
+        result["secure_boot"] = reported["secure_boot"]
+    return result
 
 
 def _last(url):
@@ -154,11 +303,18 @@ def _version(full):
 
 class GcpProvider(ClusterProvider):
     name = "gcp"
-    # UpdateNodePoolRequest (v1) changes labels and taints in place; setSize and setAutoscaling the counts.
-    updatable_pool_fields = frozenset(["count", "min_count", "max_count", "labels", "taints"])
+    # UpdateNodePoolRequest (v1) changes labels, taints, kubeletConfig and linuxNodeConfig in place (the
+    # last two roll the nodes); setSize and setAutoscaling the counts. shieldedInstanceConfig cannot change.
+    updatable_pool_fields = frozenset(["count", "min_count", "max_count", "labels", "taints", "node_config"])
     updatable_cluster_fields = frozenset(["kubernetes_version"])
     reported_pool_fields = ("count", "min_count", "max_count", "instance_types", "zones", "gpu", "labels",
-                            "taints", "capacity_type", "disk_size_gb", "image")
+                            "taints", "capacity_type", "disk_size_gb", "image", "node_config")
+    # Per GKE operation (gpu_cluster's wait_timeout defaults to it). A regional Standard cluster took 9 and
+    # 26 minutes to create in public CI logs (tranquilitybase-io/tb-gcp#589, NVIDIA/aicr#2764), and GKE
+    # waits up to 35 minutes for a node pool's instance group before it reports GCE_STOCKOUT ("Not all
+    # instances running in IGM after 35m": GoogleCloudPlatform/cluster-toolkit#6278, cilium/cilium#48184).
+    # 45 minutes lets GKE answer first, so a stockout reaches the capacity fallback. docs/clouds.md repeats this.
+    default_wait_timeout = 2700
 
     def __init__(self, options=None, region=None):
         super(GcpProvider, self).__init__(options)
@@ -172,6 +328,8 @@ class GcpProvider(ClusterProvider):
         self._session = None
         self._pending = {}  # cluster name -> [operation names we started and have not seen DONE]
         self._zones_cache = {}
+        # Pool name -> node_config the spec asks for (known once validate() has seen the spec).
+        self._wanted_node_config = {}
 
     # -- session, calls and errors -------------------------------------------------------------------
     @property
@@ -248,6 +406,8 @@ class GcpProvider(ClusterProvider):
             if exc.http_status == 404 and not_found:
                 return None
             code = exc.reason if exc.reason == "SERVICE_DISABLED" else exc.status
+            if exc.http_status in (403, 429) and QUOTA_SHORT_RE.search(exc.message or ""):
+                code = "QUOTA_EXCEEDED"  # GKE's quota answer comes as 403 PERMISSION_DENIED; it is not IAM
             raise ProviderError("GCP %s failed: %s" % (what, exc.message), code=code,
                                 hint=HINTS.get(code) or HINTS.get(exc.status))
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -325,6 +485,20 @@ class GcpProvider(ClusterProvider):
         if spec.kubernetes_version and not VERSION_RE.match(spec.kubernetes_version):
             raise SpecError("kubernetes_version", "GKE takes a minor release such as 1.30, got %r" % spec.kubernetes_version,
                             hint="GKE picks the patch release itself (the version alias 1.X)")
+        ranges = [self.options.get("pods_range_name"), self.options.get("services_range_name")]
+        if any(ranges) and not all(ranges):
+            raise SpecError("provider_options.%s" % ("services_range_name" if ranges[0] else "pods_range_name"),
+                            "is required with %s" % ("pods_range_name" if ranges[0] else "services_range_name"),
+                            hint="name both secondary ranges of the subnet (pods and services), or neither")
+        if self.options.get("private_nodes") and not self.options.get("nat_router"):
+            self.record("cluster/%s: private nodes without provider_options.nat_router have no egress beyond "
+                        "Google APIs (Private Google Access); image pulls from other registries will fail" % spec.name)
+        for i, pool in enumerate(spec.node_pools):
+            wanted = dict(getattr(pool, "node_config", None) or {})
+            self._wanted_node_config[pool.name] = wanted
+            dummy, dummy2, skipped = gke_node_config(wanted)
+            for what in skipped:
+                self.record("node_pool/%s: node_config.%s: not applied on GKE" % (pool.name, what))
         for i, pool in enumerate(spec.node_pools):
             types = gpu_catalog.instance_types_for("gcp", pool, i)
             for j, zone in enumerate(pool.zones):
@@ -402,8 +576,8 @@ class GcpProvider(ClusterProvider):
             name=np["name"],
             status=STATUS_FROM_GKE.get(np.get("status"), (np.get("status") or "unknown").lower()),
             count=count,
-            min_count=autoscaling.get("minNodeCount", 0) if autoscaling.get("enabled") else None,
-            max_count=autoscaling.get("maxNodeCount") if autoscaling.get("enabled") else None,
+            min_count=autoscaling.get("totalMinNodeCount", autoscaling.get("minNodeCount", 0)) if autoscaling.get("enabled") else None,
+            max_count=autoscaling.get("totalMaxNodeCount", autoscaling.get("maxNodeCount")) if autoscaling.get("enabled") else None,
             instance_types=[config["machineType"]] if config.get("machineType") else [],
             zones=list(np.get("locations") or []),
             gpu=gpu,
@@ -413,6 +587,7 @@ class GcpProvider(ClusterProvider):
             capacity_type="spot" if config.get("spot") or config.get("preemptible") else "on_demand",
             disk_size_gb=config.get("diskSizeGb"),
             image=config.get("imageType"),
+            node_config=reported_node_config(config, self._wanted_node_config.get(np["name"])),
         )
 
     def list_nodes(self, name):
@@ -505,12 +680,28 @@ class GcpProvider(ClusterProvider):
             config["imageType"] = pool.image
         if self.options.get("node_service_account"):
             config["serviceAccount"] = self.options["node_service_account"]
+        if self._workload_identity():
+            # Pods see the GKE metadata server, not the node's service account (Workload Identity).
+            config["workloadMetadataConfig"] = {"mode": "GKE_METADATA"}
+        fields, dummy, dummy2 = gke_node_config(getattr(pool, "node_config", None))
+        config.update(fields)
         body = {"name": pool.name, "initialNodeCount": pool.count, "locations": [zone], "config": config,
                 "management": {"autoUpgrade": True, "autoRepair": True}}
         if pool.min_count is not None or pool.max_count is not None:
-            body["autoscaling"] = {"enabled": True, "minNodeCount": pool.min_count or 0,
-                                   "maxNodeCount": pool.max_count or max(pool.count, 1)}
+            # GKE's cluster autoscaler owns the count inside these bounds (reconcile leaves it alone).
+            body["autoscaling"] = self._autoscaling(pool)
         return body
+
+    @staticmethod
+    def _autoscaling(pool):
+        """NodePoolAutoscaling for a bounded pool. Every pool runs in one zone, so the per-zone bounds
+        (minNodeCount/maxNodeCount) are the pool's bounds."""
+        return {"enabled": True, "minNodeCount": pool.min_count or 0,
+                "maxNodeCount": pool.max_count or max(pool.count, 1)}
+
+    def _workload_identity(self):
+        value = self.options.get("workload_identity", True)
+        return value if isinstance(value, bool) else str(value).lower() in ("true", "1", "yes")
 
     def _machine_types(self, spec, pool):
         index = spec.node_pools.index(pool) if pool in spec.node_pools else 0
@@ -537,18 +728,98 @@ class GcpProvider(ClusterProvider):
         else:
             # GKE Standard needs a node pool at creation; this one goes once the first real pool is added.
             zone = self._zones_for(spec, spec.node_pools[0])[0] if spec.node_pools else self._region_zones()[0]
-            pools = [{"name": BOOTSTRAP_POOL, "initialNodeCount": 1, "locations": [zone],
-                      "config": {"machineType": self.options.get("bootstrap_machine_type", "e2-small"),
-                                 "oauthScopes": SCOPES}}]
+            config = {"machineType": self.options.get("bootstrap_machine_type", "e2-small"), "oauthScopes": SCOPES}
+            if self._workload_identity():
+                config["workloadMetadataConfig"] = {"mode": "GKE_METADATA"}
+            pools = [{"name": BOOTSTRAP_POOL, "initialNodeCount": 1, "locations": [zone], "config": config}]
         cluster = {"name": spec.name, "nodePools": pools, "resourceLabels": dict(spec.tags),
                    "description": "managed by llmops.platform"}
         if spec.kubernetes_version:
             cluster["initialClusterVersion"] = spec.kubernetes_version
-        for option, key in (("network", "network"), ("subnetwork", "subnetwork")):
-            if self.options.get(option):
-                cluster[key] = self.options[option]
+        cluster.update(self._cluster_network())
+        if self._workload_identity():
+            cluster["workloadIdentityConfig"] = {"workloadPool": "%s.svc.id.goog" % self.project}
+        if self.options.get("nat_router"):
+            self._ensure_nat(spec.name)
         op = self.call("POST", "%s/clusters" % self._loc(), "clusters.create %s" % spec.name, body={"cluster": cluster})
         self._start(spec.name, op)
+
+    def _cluster_network(self):
+        """Cluster fields for the foundations: network and subnet, VPC-native secondary ranges, private
+        nodes (networkConfig.defaultEnablePrivateNodes, the v1 field that replaces the deprecated
+        privateClusterConfig.enablePrivateNodes) and the control plane's authorized networks."""
+        fields = {}
+        for option in ("network", "subnetwork"):
+            if self.options.get(option):
+                fields[option] = self.options[option]
+        policy = {"useIpAliases": True}
+        if self.options.get("pods_range_name"):
+            policy["clusterSecondaryRangeName"] = self.options["pods_range_name"]
+            policy["servicesSecondaryRangeName"] = self.options["services_range_name"]
+        fields["ipAllocationPolicy"] = policy
+        if self.options.get("private_nodes"):
+            fields["networkConfig"] = {"defaultEnablePrivateNodes": True}
+        networks = self.options.get("master_authorized_networks")
+        if networks:
+            fields["controlPlaneEndpointsConfig"] = {"ipEndpointsConfig": {
+                "enabled": True, "enablePublicEndpoint": True,
+                "authorizedNetworksConfig": {"enabled": True, "cidrBlocks": [
+                    {"cidrBlock": cidr, "displayName": "llmops-%d" % i} for i, cidr in enumerate(networks)]}}}
+        return fields
+
+    # -- Cloud NAT on the foundations' router ---------------------------------------------------------
+    def _router_url(self):
+        return self._compute_url("regions/%s/routers/%s" % (self.region, self.options["nat_router"]))
+
+    def _nat_body(self, cluster):
+        nat = {"name": "%s-nat" % cluster, "natIpAllocateOption": "AUTO_ONLY",
+               "logConfig": {"enable": True, "filter": "ERRORS_ONLY"}}
+        subnetwork = self.options.get("subnetwork")
+        if subnetwork:
+            link = subnetwork if "/" in subnetwork else "projects/%s/regions/%s/subnetworks/%s" % (
+                self.project, self.region, subnetwork)
+            nat["sourceSubnetworkIpRangesToNat"] = "LIST_OF_SUBNETWORKS"
+            nat["subnetworks"] = [{"name": link, "sourceIpRangesToNat": ["ALL_IP_RANGES"]}]
+        else:
+            nat["sourceSubnetworkIpRangesToNat"] = "ALL_SUBNETWORKS_ALL_IP_RANGES"
+        return nat
+
+    def _patch_router_nats(self, router, nats, what):
+        op = self.call("PATCH", self._router_url(), "routers.patch %s" % router["name"], body={"nats": nats})
+        url = self._compute_url("regions/%s/operations/%s" % (self.region, op["name"]))
+        seen = {}
+
+        def probe():
+            seen["op"] = self.call("GET", url, "regionOperations.get %s" % op["name"])
+            return seen["op"].get("status") == "DONE", "%s %s" % (what, seen["op"].get("status"))
+
+        wait_for(probe, "Compute operation %s (%s)" % (op["name"], what), self.operation_timeout,
+                 interval=self.poll_interval)
+        errors = (seen["op"].get("error") or {}).get("errors") or []
+        if errors:
+            raise ProviderError("GCP routers.patch %s failed: %s" % (router["name"], errors[0].get("message")),
+                                code=errors[0].get("code"), hint=HINTS.get(errors[0].get("code")))
+
+    def _ensure_nat(self, cluster):
+        """Add Cloud NAT <cluster>-nat to the router (egress for private nodes); a no-op when it is there."""
+        router = self.call("GET", self._router_url(), "routers.get %s" % self.options["nat_router"])
+        nats = list(router.get("nats") or [])
+        name = "%s-nat" % cluster
+        if any(nat.get("name") == name for nat in nats):
+            return
+        self._patch_router_nats(router, nats + [self._nat_body(cluster)], "add Cloud NAT %s" % name)
+        self.record("cluster/%s: added Cloud NAT %s to router %s (egress for private nodes)"
+                    % (cluster, name, router["name"]))
+
+    def _remove_nat(self, cluster):
+        """Remove the Cloud NAT this provider added for `cluster`; other NATs on the router stay."""
+        router = self.call("GET", self._router_url(), "routers.get %s" % self.options["nat_router"], not_found=True)
+        name = "%s-nat" % cluster
+        nats = list((router or {}).get("nats") or [])
+        if not any(nat.get("name") == name for nat in nats):
+            return
+        self._patch_router_nats(router, [nat for nat in nats if nat.get("name") != name], "remove Cloud NAT %s" % name)
+        self.record("cluster/%s: removed Cloud NAT %s from router %s" % (cluster, name, router["name"]))
 
     def update_cluster(self, spec, changes):
         unsupported = set(changes) - self.updatable_cluster_fields
@@ -564,6 +835,8 @@ class GcpProvider(ClusterProvider):
         op = self.call("DELETE", self._cluster_url(name), "clusters.delete %s" % name, not_found=True)
         if op is not None:
             self._start(name, op)
+        if self.options.get("nat_router"):
+            self._remove_nat(name)
 
     def create_node_pool(self, spec, pool):
         self._settle(spec.name)
@@ -579,24 +852,37 @@ class GcpProvider(ClusterProvider):
         target = "node_pool/%s" % pool.name
         candidates = [(t, z) for t in self._machine_types(spec, pool) for z in self._zones_for(spec, pool)]
         failures = []
+        short_types = set()  # machine types the region's quota cannot hold: other zones share that quota
         for i, (machine_type, zone) in enumerate(candidates):
+            if machine_type in short_types:
+                continue
+            op = None
             try:
                 op = self.call("POST", "%s/nodePools" % self._cluster_url(spec.name), "nodePools.create %s" % pool.name,
                                body={"nodePool": self._pool_body(spec, pool, machine_type, zone)})
                 self.wait_operation(self._start(spec.name, op))
+            except WaitTimeout as exc:
+                # GKE has not answered yet: the pool is still being created. Not a capacity failure.
+                raise WaitTimeout("%s is still creating (PROVISIONING, %s in %s): %s" % (
+                    target, machine_type, zone, exc.message), code="PROVISIONING", hint=HINTS["PROVISIONING"])
             except ProviderError as exc:
                 capacity = _capacity_code(exc.code) or _capacity_code(exc.message)
                 if not capacity:
                     raise
                 failures.append("%s in %s: %s" % (machine_type, zone, capacity))
-                # A pool whose operation failed may exist in ERROR state; it must go before a retry.
-                gone = self.call("DELETE", self._pool_url(spec.name, pool.name), "nodePools.delete %s" % pool.name,
-                                 not_found=True)
-                if gone is not None:
-                    self.wait_operation(self._start(spec.name, gone))
-                following = candidates[i + 1] if i + 1 < len(candidates) else None
+                if op is not None:
+                    # A pool whose operation failed may exist in ERROR state; it must go before a retry.
+                    gone = self.call("DELETE", self._pool_url(spec.name, pool.name), "nodePools.delete %s" % pool.name,
+                                     not_found=True)
+                    if gone is not None:
+                        self.wait_operation(self._start(spec.name, gone))
+                reason = capacity
+                if capacity == "QUOTA_EXCEEDED" and _regional_quota(exc.message):
+                    short_types.add(machine_type)
+                    reason = "%s for the region; the other zones of %s share that quota" % (capacity, self.region)
+                following = next((c for c in candidates[i + 1:] if c[0] not in short_types), None)
                 self.record("%s: %s had no capacity in %s (%s); %s" % (
-                    target, machine_type, zone, capacity,
+                    target, machine_type, zone, reason,
                     "trying %s in %s" % following if following else "no candidates left"))
                 continue
             if failures:
@@ -612,6 +898,12 @@ class GcpProvider(ClusterProvider):
         if unsupported:
             raise ProviderError("gcp provider cannot change %s in place" % ", ".join(sorted(unsupported)),
                                 hint="replace the node pool to apply it")
+        if "node_config" in changes:
+            have, want = changes["node_config"]
+            if bool((have or {}).get("secure_boot")) != bool((want or {}).get("secure_boot")):
+                raise ProviderError("node_pool/%s: node_config.secure_boot cannot be changed on an existing GKE "
+                                    "node pool (UpdateNodePoolRequest has no shieldedInstanceConfig)" % pool.name,
+                                    code="NOT_UPDATABLE", hint="replace the node pool (new name, then remove the old one)")
         self._settle(spec.name)
         url = self._pool_url(spec.name, pool.name)
         raw = None
@@ -628,9 +920,15 @@ class GcpProvider(ClusterProvider):
                 "POST", url + ":setAutoscaling", "nodePools.setAutoscaling %s" % pool.name,
                 body={"autoscaling": {"enabled": True, "minNodeCount": pool.min_count or 0,
                                       "maxNodeCount": pool.max_count or max(pool.count, 1)}})))
+        fields, dummy, dummy2 = gke_node_config(getattr(pool, "node_config", None))
+        # kubeletConfig and linuxNodeConfig are replaced as a whole; GKE rolls the nodes to apply them.
+        node_system = dict((k, fields.get(k, {})) for k in ("kubeletConfig", "linuxNodeConfig"))
+        if node_system["linuxNodeConfig"] == {}:
+            node_system["linuxNodeConfig"] = {"sysctls": {}}
         for field, body in (("labels", {"labels": {"labels": dict(pool.labels)}}),
                             ("taints", {"taints": {"taints": [{"key": t.key, "value": t.value,
-                                                               "effect": EFFECT_TO_GKE[t.effect]} for t in pool.taints]}})):
+                                                               "effect": EFFECT_TO_GKE[t.effect]} for t in pool.taints]}}),
+                            ("node_config", node_system)):
             if field not in changes:
                 continue
             # UpdateNodePoolRequest requires nodeVersion and imageType; the current ones change nothing.
@@ -657,8 +955,9 @@ class GcpProvider(ClusterProvider):
             raw = self._raw_cluster(name)
             if raw is None:
                 return False, "cluster not found"
-            busy = ["%s %s" % (np["name"], np.get("status")) for np in raw.get("nodePools") or []
-                    if np.get("status") != "RUNNING"]
+            busy = [("node pool %s still creating (PROVISIONING)" if np.get("status") == "PROVISIONING"
+                     else "node pool %%s %s" % np.get("status")) % np["name"]
+                    for np in raw.get("nodePools") or [] if np.get("status") != "RUNNING"]
             if raw.get("status") != "RUNNING":
                 busy.insert(0, "cluster %s" % raw.get("status"))
             return not busy, ", ".join(busy) or "RUNNING"

@@ -10,6 +10,12 @@ containers.podman.podman_containers inventory plugin via the same labels.
 
 GPUs are simulated: a pool that asks for a GPU gets labels saying so, which is what the plays that
 follow key on; no device is passed through.
+
+Boot-time configuration (node_pools[].node_config.user_data, rendered by the node_boot_config role) is
+the lab's version of a cloud's launch template: each node gets a cloud-init NoCloud seed (user-data,
+meta-data with instance-id = node name) mounted at /var/lib/cloud/seed/nocloud/, plus the read-only
+provider_options.boot_mounts (the collections the boot run uses), and a node is ready only once
+cloud-init has finished.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,6 +23,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
+import shutil
 import subprocess
 
 from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import GpuSpec, Taint
@@ -31,6 +39,9 @@ LABEL_INDEX = "llmops.node-index"
 LABEL_SPEC = "llmops.pool-spec"
 LABEL_GPU_TYPE = "llmops.gpu-type"
 LABEL_PROVIDER = "llmops.provider"
+LABEL_BOOT = "llmops.boot"
+SEED_MOUNT = "/var/lib/cloud/seed/nocloud"
+CLOUD_INIT_LOG = "/var/log/cloud-init-output.log"
 
 # systemd states in which a node can take Ansible work; "degraded" means some unit failed, which is
 # the hardening and monitoring roles' business to report, not a reason to declare the node absent.
@@ -67,10 +78,13 @@ def _node_name(cluster, pool, index):
 class LocalPodmanProvider(ClusterProvider):
     name = "local"
     # "status" lets a run start nodes that are stopped (e.g. after the host rebooted).
-    updatable_pool_fields = frozenset(["count", "status"])
+    # "node_config" replaces the pool's nodes, as a new launch template version rolls a node group.
+    updatable_pool_fields = frozenset(["count", "status", "node_config"])
     #: what a pool label set records; other NodePoolSpec fields (instance types, disk, capacity type,
     #: autoscaling bounds) have no meaning on one machine and are accepted but not compared.
-    reported_pool_fields = ("count", "status", "gpu", "labels", "taints", "image")
+    reported_pool_fields = ("count", "status", "gpu", "labels", "taints", "image", "node_config")
+    #: A lab node boots in seconds; 300 s also covers a first-boot configuration run on a slow machine.
+    default_wait_timeout = 300
 
     def __init__(self, options=None, region=None):
         super(LocalPodmanProvider, self).__init__(options, region)
@@ -79,6 +93,11 @@ class LocalPodmanProvider(ClusterProvider):
     # -- naming -----------------------------------------------------------------------------------
     def network_name(self, cluster):
         return self.options.get("network") or "%s-net" % cluster
+
+    def seed_dir(self, cluster, node):
+        """Host directory holding a node's NoCloud seed (provider_options.seed_dir, default under ~/.llmops)."""
+        root = self.options.get("seed_dir") or os.path.join(os.path.expanduser("~"), ".llmops", cluster, "seeds")
+        return os.path.join(root, node)
 
     # -- checks -----------------------------------------------------------------------------------
     def validate(self, spec):
@@ -123,6 +142,7 @@ class LocalPodmanProvider(ClusterProvider):
                 labels=recorded.get("labels") or {},
                 taints=[Taint(**t) for t in recorded.get("taints") or []],
                 image=recorded.get("image"),
+                node_config=recorded.get("node_config") or {},
             )
         if any(p.status != "running" for p in state.node_pools.values()):
             state.status = "stopped"
@@ -158,7 +178,7 @@ class LocalPodmanProvider(ClusterProvider):
     def delete_cluster(self, name):
         # Stray containers (e.g. created by hand with our labels) would block the network removal.
         for c in self._containers(name):
-            self.podman.run("rm", "--force", "--time", "10", c["Names"][0])
+            self._remove_node(name, c["Names"][0])
         self.podman.run("network", "rm", "--force", self.network_name(name), check=False)
 
     def create_node_pool(self, spec, pool):
@@ -168,6 +188,12 @@ class LocalPodmanProvider(ClusterProvider):
         unsupported = set(changes) - self.updatable_pool_fields
         if unsupported:
             raise ProviderError("local provider cannot change %s in place" % ", ".join(sorted(unsupported)))
+        if "node_config" in changes:
+            # Nodes boot once from their seed: each is replaced (same name, new seed), one at a time.
+            for c in self._containers(spec.name):
+                if c["Labels"].get(LABEL_POOL) == pool.name:
+                    self._remove_node(spec.name, c["Names"][0])
+                    self._run_node(spec, pool, int(c["Labels"][LABEL_INDEX]))
         if "count" in changes:
             current, desired = changes["count"]
             self._scale(spec, pool, current, desired)
@@ -179,7 +205,7 @@ class LocalPodmanProvider(ClusterProvider):
     def delete_node_pool(self, cluster_name, pool_name):
         for c in self._containers(cluster_name):
             if c["Labels"].get(LABEL_POOL) == pool_name:
-                self.podman.run("rm", "--force", "--time", "10", c["Names"][0])
+                self._remove_node(cluster_name, c["Names"][0])
 
     def _scale(self, spec, pool, current, desired):
         indexes = sorted(int(c["Labels"][LABEL_INDEX]) for c in self._containers(spec.name)
@@ -191,13 +217,18 @@ class LocalPodmanProvider(ClusterProvider):
         else:
             # Scale in from the highest index, as a managed node group removes its newest nodes.
             for index in indexes[desired:][::-1]:
-                self.podman.run("rm", "--force", "--time", "10", _node_name(spec.name, pool.name, index))
+                self._remove_node(spec.name, _node_name(spec.name, pool.name, index))
+
+    def _remove_node(self, cluster, name):
+        self.podman.run("rm", "--force", "--time", "10", name)
+        shutil.rmtree(self.seed_dir(cluster, name), ignore_errors=True)
 
     def _run_node(self, spec, pool, index):
         name = _node_name(spec.name, pool.name, index)
         recorded = {"image": pool.image, "labels": pool.labels,
                     "taints": [t.__dict__ for t in pool.taints],
-                    "gpu": pool.gpu.__dict__ if pool.gpu else None}
+                    "gpu": pool.gpu.__dict__ if pool.gpu else None,
+                    "node_config": pool.node_config or {}}
         args = ["run", "--detach", "--name", name, "--hostname", name,
                 "--network", self.network_name(spec.name), "--systemd", "always",
                 "--label", "%s=%s" % (LABEL_CLUSTER, spec.name),
@@ -208,7 +239,30 @@ class LocalPodmanProvider(ClusterProvider):
             args += ["--label", "%s=%s" % (LABEL_GPU_TYPE, pool.gpu.type)]
         if self.options.get("memory"):
             args += ["--memory", str(self.options["memory"])]
+        if (pool.node_config or {}).get("user_data"):
+            args += ["--label", "%s=cloud-init" % LABEL_BOOT,
+                     "--volume", "%s:%s:ro" % (self._write_seed(spec.name, name, pool.node_config["user_data"]), SEED_MOUNT)]
+            for mount in self.options.get("boot_mounts") or []:
+                source, _sep, target = str(mount).partition(":")
+                if not os.path.isabs(source) or not os.path.isabs(target) or not os.path.exists(source):
+                    raise SpecError("provider_options.boot_mounts", "%r is not HOST_PATH:NODE_PATH with an existing "
+                                    "absolute host path" % (mount,),
+                                    hint="e.g. /path/to/collection:/opt/llmops/collections/ansible_collections/llmops/platform")
+                args += ["--volume", "%s:%s:ro" % (source, target)]
         self.podman.run(*(args + [pool.image]))
+
+    def _write_seed(self, cluster, node, user_data):
+        """A NoCloud seed for one node; instance-id is the node name, so a replaced node boots afresh."""
+        path = self.seed_dir(cluster, node)
+        if not os.path.isdir(path):
+            os.makedirs(path, 0o700)
+        os.chmod(path, 0o700)
+        for name, content in (("user-data", user_data),
+                              ("meta-data", "instance-id: %s\nlocal-hostname: %s\n" % (node, node))):
+            with open(os.path.join(path, name), "w") as handle:
+                handle.write(content)
+            os.chmod(os.path.join(path, name), 0o600)
+        return path
 
     # -- waiting ----------------------------------------------------------------------------------
     def wait_for_cluster(self, name, state, timeout):
@@ -218,13 +272,31 @@ class LocalPodmanProvider(ClusterProvider):
             return
         for node in self.list_nodes(name):
             wait_for(lambda node=node: self._node_ready(node.name),
-                     "node %s to finish booting (systemd is-system-running: running or degraded)" % node.name,
-                     timeout, interval=1)
+                     "node %s to finish booting (systemd is-system-running: running or degraded; "
+                     "cloud-init done where the node boots from a seed)" % node.name,
+                     timeout, interval=2)
 
     def _node_ready(self, container):
-        state = self.podman.json("container", "inspect", container)[0].get("State", {})
+        inspect = self.podman.json("container", "inspect", container)[0]
+        state = inspect.get("State", {})
         if not state.get("Running"):
             return False, "container %s" % (state.get("Status") or "not running")
+        if ((inspect.get("Config") or {}).get("Labels") or {}).get(LABEL_BOOT) == "cloud-init":
+            proc = self.podman.run("exec", container, "cloud-init", "status", check=False)
+            status = (proc.stdout or proc.stderr).strip() or "no answer"
+            if proc.returncode in (126, 127) or "executable file not found" in status:
+                raise ProviderError(
+                    "node %s boots from node_config.user_data but its image has no cloud-init" % container,
+                    code="no cloud-init",
+                    hint="use the boot image localhost/llmops/debian-boot:bookworm (scripts/build-lab-images.sh)")
+            if "error" in status:
+                raise ProviderError(
+                    "node %s: its first-boot configuration (cloud-init) failed: %s" % (container, status),
+                    code="cloud-init error",
+                    hint="read /var/log/cloud-init-output.log on the node (podman exec %s tail -50 %s)"
+                         % (container, CLOUD_INIT_LOG))
+            if "done" not in status:
+                return False, "cloud-init %s" % status
         proc = self.podman.run("exec", container, "systemctl", "is-system-running", check=False)
         state = (proc.stdout or proc.stderr).strip() or "no answer"
         return state in READY_STATES, "systemd state: %s" % state

@@ -50,3 +50,40 @@ def test_cluster_name_is_checked():
     with pytest.raises(SpecError) as err:
         parse_cluster_spec({"name": "-bad-"})
     assert err.value.field == "name"
+
+
+def test_node_config_is_parsed_into_a_plain_dict():
+    parsed = parse_cluster_spec(spec(node_config={
+        "user_data": "#cloud-config\n", "sysctls": {"kernel.kptr_restrict": 2, "net.ipv4.ip_forward": True},
+        "kubelet": {"readOnlyPort": 0, "podPidsLimit": 4096}, "secure_boot": True}))
+    config = parsed.pool("gpu").node_config
+    # Sysctl values become strings, as /etc/sysctl.d and every cloud API take them.
+    assert config == {"user_data": "#cloud-config\n",
+                      "sysctls": {"kernel.kptr_restrict": "2", "net.ipv4.ip_forward": "1"},
+                      "kubelet": {"readOnlyPort": 0, "podPidsLimit": 4096}, "secure_boot": True}
+    assert parsed.pool("gpu").summary()["node_config"] == config
+
+
+def test_node_config_defaults_to_empty_and_drops_unset_keys():
+    assert parse_cluster_spec(spec()).pool("gpu").node_config == {}
+    # AnsibleModule fills unset suboptions with None: they are not configuration.
+    unset = {"user_data": None, "sysctls": None, "kubelet": None, "secure_boot": None}
+    assert parse_cluster_spec(spec(node_config=unset)).pool("gpu").node_config == {}
+
+
+@pytest.mark.parametrize("node_config, field, words", [
+    ("yes", "node_pools[0].node_config", "dictionary"),
+    ({"userdata": "x"}, "node_pools[0].node_config.userdata", "not a node_config key"),
+    ({"user_data": {"a": 1}}, "node_pools[0].node_config.user_data", "string"),
+    ({"sysctls": ["kernel.sysrq=0"]}, "node_pools[0].node_config.sysctls", "dictionary"),
+    ({"sysctls": {"kernel sysrq": 0}}, "node_pools[0].node_config.sysctls", "kernel parameter name"),
+    ({"sysctls": {"kernel.sysrq": [0]}}, "node_pools[0].node_config.sysctls.kernel.sysrq", "number or a string"),
+    ({"kubelet": "readOnlyPort=0"}, "node_pools[0].node_config.kubelet", "KubeletConfiguration"),
+    ({"kubelet": {"read-only-port": 0}}, "node_pools[0].node_config.kubelet", "camelCase"),
+    ({"secure_boot": "yes"}, "node_pools[0].node_config.secure_boot", "true or false"),
+])
+def test_bad_node_config_names_the_field(node_config, field, words):
+    with pytest.raises(SpecError) as err:
+        parse_cluster_spec(spec(node_config=node_config))
+    assert err.value.field == field
+    assert words in str(err.value)

@@ -27,6 +27,7 @@ import datetime
 import ipaddress
 import json
 import os
+import re
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +37,26 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from schema_check import azure_body_problems
+
+# Request path (after /subscriptions/<id>/resourceGroups/<rg>/providers/) -> the SDK model of its body.
+BODY_MODELS = (
+    (re.compile(r"/Microsoft\.ContainerService/managedClusters/[^/]+/agentPools/[^/]+$"), "AgentPool"),
+    (re.compile(r"/Microsoft\.ContainerService/managedClusters/[^/]+$"), "ManagedCluster"),
+)
+
+
+def body_model(method, path):
+    """The azure-mgmt-containerservice model class a PUT/PATCH body of `path` must follow, or None."""
+    from azure.mgmt.containerservice import models
+    if method not in ("PUT", "PATCH"):
+        return None
+    for pattern, name in BODY_MODELS:
+        if pattern.search(path):
+            return getattr(models, name)
+    return None
+
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "azure")
 SUBSCRIPTION = "00000000-0000-0000-0000-00000000abcd"
@@ -144,12 +165,28 @@ class FixtureServer(object):
 
     def verify(self):
         with self.lock:
-            problems = list(self.errors)
+            problems = list(self.errors) + self.schema_problems()
             left = [e for e in self.exchanges if not (e.get("repeat") and e.get("_played"))]
             if left:
                 problems.append("%d expected exchange(s) not requested, next: %s %s (%s)" % (
                     len(left), left[0]["request"]["method"], left[0]["request"]["path"], left[0]["api"]))
         assert not problems, "\n".join(problems)
+
+    def schema_problems(self):
+        """Every request body the provider sent, checked against the Azure SDK model of its operation
+        (tests/unit/schema_check.py): a field the REST API does not have fails the test."""
+        problems = []
+        for exchange in self.played:
+            if exchange["body"] is None:
+                continue
+            model = body_model(exchange["method"], exchange["path"])
+            if model is None:
+                problems.append("%s %s (%s): no SDK model known for this request body; add it to BODY_MODELS"
+                                % (exchange["method"], exchange["path"], exchange["api"]))
+                continue
+            where = "%s %s (%s, %s)" % (exchange["method"], exchange["path"], exchange["api"], model.__name__)
+            problems.extend("%s: %s" % (where, p) for p in azure_body_problems(model, exchange["body"]))
+        return problems
 
     def close(self):
         self.httpd.shutdown()

@@ -14,6 +14,11 @@ request it expects and the response to give:
 Requests must come in order, carry "Authorization: Bearer <token>", and match; anything else is
 answered 418 (a 4xx the provider does not retry) and recorded, and the test fails on it. The real
 google-auth AuthorizedSession (requests) talks to it over plain http on 127.0.0.1.
+
+Beyond the fixtures we wrote, every request the server sees is checked against the real API: its verb
+and path must be a method of the GKE (container.v1) or Compute (compute.v1) discovery document that
+ships with google-api-python-client, and its JSON body must fit that method's request schema
+(tests/unit/schema_check.py: unknown field, wrong type or value outside an enum fails the test).
 """
 import json
 import pathlib
@@ -81,9 +86,19 @@ class FixtureServer(object):
         self._httpd.shutdown()
         self._httpd.server_close()
 
+    def schema_problems(self):
+        """Every request seen, checked against the discovery document of the API it went to."""
+        import schema_check
+        problems = []
+        for method, path, dummy, body in self.seen:
+            document = schema_check.load_discovery("compute.v1" if path.startswith("/compute/") else "container.v1")
+            problems.extend(schema_check.discovery_request_problems(document, method, path, body))
+        return problems
+
     def check_done(self):
-        """Raise AssertionError when a request did not match or expected exchanges were left over."""
-        problems = list(self.errors)
+        """Raise AssertionError when a request did not match or expected exchanges were left over, or a
+        request does not fit the real API's discovery document."""
+        problems = list(self.errors) + self.schema_problems()
         for exchange in self.exchanges[self.position:]:
             problems.append("expected but not requested: %s %s (%s)" % (
                 exchange["request"]["method"], exchange["request"]["path"], exchange["api"]))

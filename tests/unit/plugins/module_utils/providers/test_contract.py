@@ -20,7 +20,7 @@ from ansible_collections.llmops.platform.plugins.module_utils.reconcile import (
     apply_plan, plan_absent, plan_present)
 
 ALL_FIELDS = {"status", "count", "min_count", "max_count", "instance_types", "zones", "gpu", "labels", "taints",
-              "capacity_type", "disk_size_gb", "image"}
+              "capacity_type", "disk_size_gb", "image", "node_config"}
 
 
 @pytest.mark.parametrize("name", sorted(PROVIDERS))

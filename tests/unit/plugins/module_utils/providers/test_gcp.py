@@ -133,8 +133,8 @@ def test_capacity_fallback_to_next_zone_then_machine_type(request):
     assert provider.events == [
         "node_pool/gpu: g2-standard-4 had no capacity in us-central1-a (ZONE_RESOURCE_POOL_EXHAUSTED); "
         "trying g2-standard-4 in us-central1-b",
-        "node_pool/gpu: g2-standard-4 had no capacity in us-central1-b (QUOTA_EXCEEDED); "
-        "trying g2-standard-8 in us-central1-a",
+        "node_pool/gpu: g2-standard-4 had no capacity in us-central1-b (QUOTA_EXCEEDED for the region; the other "
+        "zones of us-central1 share that quota); trying g2-standard-8 in us-central1-a",
         "node_pool/gpu: using g2-standard-8 in us-central1-a",
     ]
 
@@ -310,6 +310,137 @@ def test_without_google_auth_the_error_says_what_to_install(monkeypatch):
 
 def test_interface_declarations():
     assert gcp.GcpProvider.name == "gcp"
-    assert set(gcp.GcpProvider.updatable_pool_fields) == {"count", "min_count", "max_count", "labels", "taints"}
+    assert set(gcp.GcpProvider.updatable_pool_fields) == {"count", "min_count", "max_count", "labels", "taints",
+                                                          "node_config"}
+    # Above GKE's cluster creation times and its 35-minute wait before it reports GCE_STOCKOUT.
+    assert gcp.GcpProvider.default_wait_timeout >= 35 * 60 + 600
     assert set(gcp.GcpProvider.updatable_pool_fields) <= set(gcp.GcpProvider.reported_pool_fields)
     assert gcp.GcpProvider.updatable_cluster_fields == frozenset(["kubernetes_version"])
+
+
+# -- issue 13: quota 403, honest waits, foundations, node_config, autoscaling -----------------------------
+NODE_CONFIG = {
+    "user_data": "#cloud-config\n",
+    "sysctls": {"kernel.kptr_restrict": "2", "kernel.yama.ptrace_scope": "1", "net.ipv4.conf.all.rp_filter": "1"},
+    "kubelet": {"readOnlyPort": 0, "podPidsLimit": 4096, "cpuManagerPolicy": "none", "protectKernelDefaults": True},
+    "secure_boot": True,
+}
+FOUNDATION_OPTIONS = {"network": "llmops-dev", "subnetwork": "llmops-dev-nodes", "pods_range_name": "pods",
+                      "services_range_name": "services", "private_nodes": True, "nat_router": "llmops-dev-router",
+                      "master_authorized_networks": ["203.0.113.0/24"]}
+
+
+def system_only_spec(node_config=None):
+    return parse_cluster_spec({
+        "name": "llmops-dev", "region": REGION, "kubernetes_version": "1.30", "tags": {"env": "dev"},
+        "node_pools": [{"name": "system", "count": 1, "min_count": 0, "max_count": 3, "zones": ["us-central1-b"],
+                        "instance_types": ["e2-standard-4"], "node_config": node_config or {}}]})
+
+
+def test_gke_regional_quota_403_falls_back_to_the_next_machine_type(request):
+    provider, dummy = start_scenario(request, "quota_403_fallback")
+    spec = dev_spec(zones=["us-central1-a", "us-central1-b"], min_count=None, max_count=None, taints=[])
+    provider.create_node_pool(spec, spec.pool("gpu"))
+    # The 403 created nothing (no delete), and us-central1-b shares the region's quota (not tried).
+    assert provider.events == [
+        "node_pool/gpu: g2-standard-4 had no capacity in us-central1-a (QUOTA_EXCEEDED for the region; the other "
+        "zones of us-central1 share that quota); trying g2-standard-8 in us-central1-a",
+        "node_pool/gpu: using g2-standard-8 in us-central1-a",
+    ]
+
+
+def test_gke_quota_403_everywhere_is_a_quota_error_not_iam(request):
+    provider, dummy = start_scenario(request, "quota_403_exhausted")
+    spec = dev_spec(zones=["us-central1-a", "us-central1-b"], instance_types=["g2-standard-4"])
+    with pytest.raises(ProviderError) as err:
+        provider.create_node_pool(spec, spec.pool("gpu"))
+    assert err.value.code == "QUOTA_EXCEEDED" and "PERMISSION" not in str(err.value)
+    assert "roles/container.admin" not in (err.value.hint or "")
+    assert provider.events[-1].endswith("no candidates left")
+
+
+def test_quota_403_outside_a_fallback_gets_the_quota_hint():
+    error = gcp.GcpApiError(403, "PERMISSION_DENIED", "Insufficient regional quota to satisfy request: resource "
+                                                      "\"NVIDIA_L4_GPUS\": request requires '1.0' and is short '1.0'.")
+    assert gcp._capacity_code(error.message) == "QUOTA_EXCEEDED" and gcp._regional_quota(error.message)
+    assert gcp._capacity_code("Required 'container.clusters.get' permission") is None
+
+
+def test_pool_still_provisioning_is_reported_as_creating_not_capacity(request):
+    provider, server = start_scenario(request, "pool_still_provisioning")
+    provider.operation_timeout = 0
+    spec = dev_spec(zones=["us-central1-a"], instance_types=["g2-standard-4"])
+    with pytest.raises(WaitTimeout) as err:
+        provider.create_node_pool(spec, spec.pool("gpu"))
+    assert err.value.code == "PROVISIONING" and "still creating" in str(err.value)
+    assert provider.events == []  # no fallback was tried: GKE has not answered yet
+    fresh = gcp.GcpProvider(provider_options(server), REGION)
+    with pytest.raises(WaitTimeout) as err:
+        fresh.wait_for_cluster("llmops-dev", "present", timeout=0)
+    assert "node pool gpu still creating (PROVISIONING)" in str(err.value)
+    assert gcp._capacity_code(err.value.message) is None and gcp._capacity_code(err.value.code) is None
+
+
+def test_foundations_private_nodes_workload_identity_nat_and_node_config(request):
+    provider, dummy = start_scenario(request, "foundations_private", **FOUNDATION_OPTIONS)
+    spec = system_only_spec(NODE_CONFIG)
+    provider.validate(spec)
+    skipped = [e for e in provider.events if "not applied on GKE" in e]
+    for key in ("user_data", "sysctls.net.ipv4.conf.all.rp_filter", "kubelet.protectKernelDefaults"):
+        assert any("node_config.%s " % key in e for e in skipped), key
+    assert len(skipped) == 3
+    provider.create_cluster(spec)
+    provider.wait_operation("operation-4001")
+    assert "cluster/llmops-dev: added Cloud NAT llmops-dev-nat to router llmops-dev-router (egress for private nodes)" \
+        in provider.events
+    provider.delete_cluster("llmops-dev")
+    assert provider.events[-1] == "cluster/llmops-dev: removed Cloud NAT llmops-dev-nat from router llmops-dev-router"
+
+
+def test_node_config_drift_is_updated_in_place(request):
+    provider, dummy = start_scenario(request, "node_config_update")
+    spec = system_only_spec(NODE_CONFIG)
+    provider.validate(spec)
+    plan = plan_present(spec, provider.get_cluster(spec.name), provider)
+    assert [a.verb for a in plan.actions] == ["update_node_pool"] and list(plan.actions[0].changes) == ["node_config"]
+    have, want = plan.actions[0].changes["node_config"]
+    assert have["kubelet"]["readOnlyPort"] == 10255 and have["kubelet"]["podPidsLimit"] == 1024
+    assert have["sysctls"]["kernel.kptr_restrict"] == "1" and plan.not_updatable == []
+    apply_plan(plan, spec, provider)
+    again = plan_present(spec, provider.get_cluster(spec.name), provider)
+    assert not again.changed, again.describe()
+
+
+def test_secure_boot_cannot_change_in_place():
+    provider = gcp.GcpProvider({"project": "p", "access_token": "t", "api_endpoint": "http://127.0.0.1:9"}, REGION)
+    spec = system_only_spec({"secure_boot": True})
+    with pytest.raises(ProviderError) as err:
+        provider.update_node_pool(spec, spec.pool("system"), {"node_config": ({"secure_boot": False}, {"secure_boot": True})})
+    assert "node_config.secure_boot" in str(err.value) and err.value.code == "NOT_UPDATABLE"
+
+
+def test_bounded_pool_is_autoscaled_and_its_count_left_to_the_autoscaler():
+    provider = gcp.GcpProvider({"project": "p", "access_token": "t"}, REGION)
+    spec = dev_spec(count=1, min_count=1, max_count=4)
+    body = provider._pool_body(spec, spec.pool("gpu"), "g2-standard-4", "us-central1-b")
+    assert body["autoscaling"] == {"enabled": True, "minNodeCount": 1, "maxNodeCount": 4}
+    assert body["initialNodeCount"] == 1
+    unbounded = provider._pool_body(spec, spec.pool("system"), "e2-standard-4", "us-central1-b")
+    assert "autoscaling" not in unbounded
+    # The autoscaler grew the pool to 3: inside 1..4, so not drift; 5 would be outside.
+    from ansible_collections.llmops.platform.plugins.module_utils.providers.base import NodePoolState
+    from ansible_collections.llmops.platform.plugins.module_utils.reconcile import _differences
+    state = NodePoolState(name="gpu", status="running", count=3, min_count=1, max_count=4)
+    assert "count" not in _differences(spec.pool("gpu"), state, provider.reported_pool_fields)
+    state.count = 5
+    assert _differences(spec.pool("gpu"), state, provider.reported_pool_fields)["count"] == (5, 1)
+
+
+def test_private_nodes_without_nat_and_half_named_ranges():
+    provider = gcp.GcpProvider({"project": "p", "access_token": "t", "private_nodes": True}, REGION)
+    provider.validate(system_only_spec())
+    assert any("nat_router" in e for e in provider.events)
+    provider = gcp.GcpProvider({"project": "p", "access_token": "t", "pods_range_name": "pods"}, REGION)
+    with pytest.raises(SpecError) as err:
+        provider.validate(system_only_spec())
+    assert err.value.field == "provider_options.services_range_name"
