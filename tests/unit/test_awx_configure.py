@@ -9,7 +9,6 @@ it builds its AnsibleModule, and the spec it passes (with mutually_exclusive / r
 and applied with ansible-core's ModuleArgumentSpecValidator, as the module would at run time.
 """
 import copy
-import importlib
 import json
 import pathlib
 import re
@@ -19,8 +18,9 @@ import pytest
 import yaml
 from dateutil import rrule as dateutil_rrule
 
-from ansible.module_utils import basic
 from ansible.module_utils.common.arg_spec import ModuleArgumentSpecValidator
+
+from module_specs import capture_spec
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PLAYBOOK = ROOT / "playbooks" / "awx_configure.yml"
@@ -53,31 +53,9 @@ ITEM_ARG = re.compile(r"^\{\{ item\.(\w+)( \| default\(omit\))? \}\}$")
 DUMMY_SECRET = "dummy-secret-6c1f0e"
 
 
-class _Captured(Exception):
-    pass
-
-
-def _capture_spec(module_name):
-    """Run awx.awx.<module_name>'s main() until it constructs AnsibleModule; return the kwargs it passed."""
-    module = importlib.import_module("ansible_collections.awx.awx.plugins.modules.%s" % module_name)
-    original = basic.AnsibleModule.__init__
-
-    def capture(self, *args, **kwargs):
-        raise _Captured(kwargs)
-
-    basic.AnsibleModule.__init__ = capture
-    try:
-        module.main()
-    except _Captured as captured:
-        return captured.args[0]
-    finally:
-        basic.AnsibleModule.__init__ = original
-    raise AssertionError("awx.awx.%s never built an AnsibleModule" % module_name)
-
-
 @pytest.fixture(scope="module")
 def specs():
-    return {module: _capture_spec(module) for module in KIND_MODULE.values()}
+    return {module: capture_spec("awx.awx", module) for module in KIND_MODULE.values()}
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,12 @@ applied with ansible-core's ModuleArgumentSpecValidator, as the module would at 
 variables only (the task file promises this), so rendering them with ansible's Templar is exact.
 """
 import copy
-import importlib
 import pathlib
 
 import pytest
 import yaml
 
-from ansible.module_utils import basic
+from module_specs import capture_spec, validator_rules
 from ansible.module_utils.common.arg_spec import ModuleArgumentSpecValidator
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import init_plugin_loader
@@ -24,29 +23,6 @@ init_plugin_loader()
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 ROLE = ROOT / "roles" / "cloud_foundation"
 OMIT = "__omit_place_holder__llmops"
-# AnsibleModule kwargs that are argument rules (the rest, e.g. bypass_checks, no_log, are run-time switches).
-VALIDATOR_KWARGS = ("mutually_exclusive", "required_together", "required_one_of", "required_if", "required_by")
-
-
-class _Captured(Exception):
-    pass
-
-
-def _capture_spec(module_name):
-    module = importlib.import_module("ansible_collections.azure.azcollection.plugins.modules.%s" % module_name)
-    original = basic.AnsibleModule.__init__
-
-    def capture(self, *args, **kwargs):
-        raise _Captured(kwargs)
-
-    basic.AnsibleModule.__init__ = capture
-    try:
-        module.main()
-    except _Captured as captured:
-        return captured.args[0]
-    finally:
-        basic.AnsibleModule.__init__ = original
-    raise AssertionError("%s never built an AnsibleModule" % module_name)
 
 
 def _azure_tasks(tasks, inherited=None):
@@ -106,8 +82,8 @@ def test_every_azure_collection_call_passes_the_module_argument_spec(env, create
     seen = set()
     for module_name, task, scope in _azure_tasks(tasks):
         args = _render(loader, variables, scope, copy.deepcopy(task["azure.azcollection.%s" % module_name]))
-        spec_kwargs = _capture_spec(module_name)
-        kwargs = dict((k, v) for k, v in spec_kwargs.items() if k in VALIDATOR_KWARGS)
+        spec_kwargs = capture_spec("azure.azcollection", module_name)
+        kwargs = validator_rules(spec_kwargs)
         result = ModuleArgumentSpecValidator(spec_kwargs["argument_spec"], **kwargs).validate(args)
         assert not result.error_messages, "%s (%s): %s" % (task["name"], module_name, result.error_messages)
         if not spec_kwargs.get("supports_check_mode"):
@@ -123,8 +99,8 @@ def test_every_azure_collection_call_passes_the_module_argument_spec(env, create
 
 def test_a_misspelled_option_fails_the_same_check():
     """Mutation: the check really applies the spec (adress_prefix_cidr, one letter off)."""
-    spec_kwargs = _capture_spec("azure_rm_subnet")
-    kwargs = dict((k, v) for k, v in spec_kwargs.items() if k in VALIDATOR_KWARGS)
+    spec_kwargs = capture_spec("azure.azcollection", "azure_rm_subnet")
+    kwargs = validator_rules(spec_kwargs)
     result = ModuleArgumentSpecValidator(spec_kwargs["argument_spec"], **kwargs).validate(
         {"resource_group": "rg", "virtual_network_name": "v", "name": "nodes", "adress_prefix_cidr": "10.0.0.0/16"})
     assert any("adress_prefix_cidr" in m for m in result.error_messages)

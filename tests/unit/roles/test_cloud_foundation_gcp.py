@@ -5,13 +5,12 @@ adds the common auth options), as the module applies it at run time. Arguments c
 so rendering them with ansible's Templar is exact.
 """
 import copy
-import importlib
 import pathlib
 
 import pytest
 import yaml
 
-from ansible.module_utils import basic
+from module_specs import capture_spec, validator_rules
 from ansible.module_utils.common.arg_spec import ModuleArgumentSpecValidator
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import init_plugin_loader
@@ -22,29 +21,7 @@ init_plugin_loader()
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 ROLE = ROOT / "roles" / "cloud_foundation"
 OMIT = "__omit_place_holder__llmops_gcp"
-VALIDATOR_KWARGS = ("mutually_exclusive", "required_together", "required_one_of", "required_if", "required_by")
 PREFIX = "google.cloud."
-
-
-class _Captured(Exception):
-    pass
-
-
-def _capture_spec(module_name):
-    module = importlib.import_module("ansible_collections.google.cloud.plugins.modules.%s" % module_name)
-    original = basic.AnsibleModule.__init__
-
-    def capture(self, *args, **kwargs):
-        raise _Captured(kwargs)
-
-    basic.AnsibleModule.__init__ = capture
-    try:
-        module.main()
-    except _Captured as captured:
-        return captured.args[0]
-    finally:
-        basic.AnsibleModule.__init__ = original
-    raise AssertionError("%s never built an AnsibleModule" % module_name)
 
 
 def _gcp_tasks(tasks, scope=None, defaults=None):
@@ -101,8 +78,8 @@ def test_every_google_cloud_call_passes_the_module_argument_spec(env, create, mo
         args = dict(module_defaults)
         args.update(task[PREFIX + module_name])
         args = _render(loader, variables, scope, copy.deepcopy(args))
-        spec_kwargs = _capture_spec(module_name)
-        kwargs = dict((k, v) for k, v in spec_kwargs.items() if k in VALIDATOR_KWARGS)
+        spec_kwargs = capture_spec("google.cloud", module_name)
+        kwargs = validator_rules(spec_kwargs)
         result = ModuleArgumentSpecValidator(spec_kwargs["argument_spec"], **kwargs).validate(args)
         assert not result.error_messages, "%s (%s): %s" % (task["name"], module_name, result.error_messages)
         assert args["auth_kind"] == "serviceaccount" and args["project"] == "llmops-%s-1234" % env
@@ -121,7 +98,7 @@ def test_every_google_cloud_call_passes_the_module_argument_spec(env, create, mo
 
 def test_a_misspelled_option_fails_the_same_check():
     """Mutation: secondary_ip_range (no s) is not an option of gcp_compute_subnetwork."""
-    spec_kwargs = _capture_spec("gcp_compute_subnetwork")
+    spec_kwargs = capture_spec("google.cloud", "gcp_compute_subnetwork")
     result = ModuleArgumentSpecValidator(spec_kwargs["argument_spec"]).validate(
         {"auth_kind": "application", "name": "n", "region": "r", "network": {"selfLink": "x"}, "ip_cidr_range": "10.0.0.0/20",
          "secondary_ip_range": []})
