@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: install what is needed, then run playbooks/site.yml on the local lab.
-# Extra arguments go to ansible-playbook (e.g. --check --diff, -e @my-vars.yml); another inventory with
-# LLMOPS_INVENTORY=inventories/aws/dev once cloud inventories exist.
+# Extra arguments go to ansible-playbook (e.g. --check --diff, -e @my-vars.yml). A cloud inventory with
+# LLMOPS_INVENTORY=inventories/aws/dev (or gcp/…, azure/…; docs/clouds.md says what each needs first).
 set -euo pipefail
 # shellcheck source=scripts/env.sh
 source "$(dirname "$0")/env.sh"
