@@ -125,12 +125,28 @@ assert report["success"] is True, report
 for key in ("rto", "rpo"):
     assert isinstance(report[key]["seconds"], (int, float)), (key, report[key])
     assert 0 < report[key]["seconds"] <= report[key]["target_seconds"], (key, report[key])
+# The RTO spans the restore, so it can never be shorter than it.
+assert report["rto"]["seconds"] >= report["rto"]["restore_seconds"] > 0, report["rto"]
 assert [s["version"] for s in report["restored"]["sets"]] == [sys.argv[2]], report["restored"]
 print("dr: RTO %.1f s (target %.0f s), RPO %.1f s (target %.0f s)" % (
     report["rto"]["seconds"], report["rto"]["target_seconds"], report["rpo"]["seconds"], report["rpo"]["target_seconds"]))
 PY
 grep -q '^llmops_dr_drill_last_success{plan="lab-region-a-to-b"} 1$' "$WORK"/region-b/textfile/llmops_dr_drill_lab-region-a-to-b.prom \
   || fail "the drill metrics do not record a success"
+
+log "dr: a drill with an RTO target it cannot meet fails and says so (its report and metrics kept apart)"
+if play playbooks/dr_drill.yml -e dr_drill_rto_target_seconds=0.01 -e dr_drill_report_dir="$WORK/missed" \
+     -e dr_drill_metrics_enabled=false >"$WORK/missed.log" 2>&1; then
+  fail "a drill that missed its RTO target passed"
+fi
+grep -q "vs target 0.01 s" "$WORK/missed.log" || { tail -40 "$WORK/missed.log"; fail "the missed-target failure does not name the target"; }
+python - "$WORK/missed/latest.json" <<'PY' || fail "the missed drill's report does not say it missed its RTO target"
+import json, sys
+report = json.load(open(sys.argv[1]))
+assert report["success"] is False and report["failed_step"] == "", report  # a missed target, not a broken step
+assert report["rto"]["seconds"] > report["rto"]["target_seconds"] == 0.01, report["rto"]
+assert report["rpo"]["seconds"] <= report["rpo"]["target_seconds"], report["rpo"]
+PY
 
 log "dr: failover: the front door moves to region B after B's health check"
 play playbooks/dr_failover.yml

@@ -1,7 +1,9 @@
 """Auth (API keys, JWT), rate limits (memory and Redis), PII masking and access logs."""
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import shutil
 import subprocess
@@ -71,8 +73,32 @@ def test_jwt_hs256_and_rs256_accepted(server, secrets_dir):
     assert _post(server, _jwt_rs(secrets_dir)).status_code == 200
 
 
-@pytest.mark.parametrize("case", ["expired", "audience", "issuer", "no_exp", "wrong_secret", "rs_wrong_key",
-                                  "rs_unknown_kid", "alg_none"])
+def _hs256_signed_with(secret: bytes) -> str:
+    """An HS256 token whose HMAC key is `secret`, built by hand: PyJWT refuses to use a PEM public key as an
+    HMAC secret, which is exactly what the key-confusion attack does."""
+    def b64(raw: bytes) -> bytes:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=")
+    claims = {"sub": "mallory", "iss": "https://issuer.test", "aud": "llmops", "exp": int(time.time()) + 60}
+    signing_input = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + b"." + b64(json.dumps(claims).encode())
+    return (signing_input + b"." + b64(hmac.new(secret, signing_input, hashlib.sha256).digest())).decode()
+
+
+# Each rejection has its own error code and says why (the code is what clients branch on).
+JWT_REJECTIONS = {
+    "expired": ("expired_token", "expired"),
+    "audience": ("invalid_token", "audience not accepted"),
+    "issuer": ("invalid_token", "issuer not accepted"),
+    "no_exp": ("invalid_token", "could not be verified"),
+    "wrong_secret": ("invalid_token", "could not be verified"),
+    "rs_wrong_key": ("invalid_token", "could not be verified"),
+    "rs_unknown_kid": ("invalid_token", "Unknown JWT key id"),
+    "alg_none": ("invalid_token", "algorithm not accepted"),
+    # RS256/HS256 key confusion: the server's own RSA public key used as an HMAC secret.
+    "hs_signed_with_rsa_public_key": ("invalid_token", "could not be verified"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(JWT_REJECTIONS))
 def test_jwt_rejections(server, secrets_dir, case):
     if case == "expired":
         tok = _jwt_hs(secrets_dir, exp=int(time.time()) - 3600)
@@ -89,12 +115,27 @@ def test_jwt_rejections(server, secrets_dir, case):
         tok = _jwt_rs(secrets_dir, key_name="rsa2")
     elif case == "rs_unknown_kid":
         tok = _jwt_rs(secrets_dir, kid="nope")
+    elif case == "hs_signed_with_rsa_public_key":
+        tok = _hs256_signed_with((secrets_dir / "rsa1.pub.pem").read_bytes())
     else:
         tok = jwt.encode({"sub": "x", "iss": "https://issuer.test", "aud": "llmops", "exp": int(time.time()) + 60},
                          None, algorithm="none")
     r = _post(server, tok)
     assert r.status_code == 401, (case, r.text)
     assert r.headers.get("www-authenticate") == "Bearer"
+    code, why = JWT_REJECTIONS[case]
+    assert r.json()["error"]["code"] == code, (case, r.text)
+    assert why in r.json()["error"]["message"], (case, r.text)
+
+
+def test_jwt_key_confusion_with_only_an_rsa_key(secrets_dir):
+    """With only an RSA public key configured, an HS256 token keyed with that public key is refused for
+    its algorithm, before any signature check could treat the PEM as a shared secret."""
+    auth = Authenticator(Settings(jwt_public_key_file=str(secrets_dir / "rsa1.pub.pem"), jwt_audience="llmops"))
+    forged = _hs256_signed_with((secrets_dir / "rsa1.pub.pem").read_bytes())
+    with pytest.raises(AuthError) as refused:
+        auth.authenticate({"authorization": f"Bearer {forged}"})
+    assert refused.value.reason == "invalid_token" and "algorithm not accepted" in refused.value.message
 
 
 def test_jwt_rs256_pem_public_key(secrets_dir):
@@ -134,8 +175,10 @@ def test_rate_limits_in_memory(start_server):
 def redis_url(tmp_path_factory):
     exe = shutil.which("redis-server")
     if exe is None:
-        pytest.skip("LOUD SKIP: redis-server is not installed (apt-get install redis-server); "
-                    "the Redis rate-limit backend is NOT tested in this run")
+        # A skip here would report the Redis backend as tested when it was not (scripts/test.sh installs it).
+        pytest.fail("redis-server is not installed (apt-get install redis-server, or run "
+                    "serving_image/scripts/test.sh as root, which installs it): the Redis rate-limit backend "
+                    "cannot be tested")
     port = free_port()
     d = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
