@@ -69,18 +69,11 @@ recap_changes() {  # sum of changed= in a PLAY RECAP read from stdin
 
 stage_dr() { bash scripts/dr-lab.sh; }
 
-# A node that joins later, with nobody running harden.yml, comes up hardened: raise the lab's GPU pool
-# with provision.yml alone (the AWX "GPU node count" override), then check the role's controls on the new
-# node and measure it with Lynis. The node hardened itself at first boot from the cloud-init seed that
-# node_boot_config rendered, as a managed cloud node does from its boot-time configuration.
-e2e_scale_up_hardens_at_boot() {
-  local node=llmops-lab-gpu-3 started=$SECONDS
-  ansible-playbook -i inventories/local playbooks/provision.yml -e llmops_gpu_node_count=3
-  log "e2e: $node joined and finished its first-boot hardening in $((SECONDS - started))s"
-  podman exec "$node" cloud-init status | grep -q 'status: done' || { echo "e2e: cloud-init did not finish on $node" >&2; return 1; }
-  local sysctl sshd; sysctl="$(podman exec "$node" cat /etc/sysctl.d/60-llmops-hardening.conf)"
+# The node_hardening controls a lab node must carry, whether harden.yml or its first boot applied them.
+e2e_node_hardened() {
+  local node=$1 sysctl sshd want
+  sysctl="$(podman exec "$node" cat /etc/sysctl.d/60-llmops-hardening.conf)"
   sshd="$(podman exec "$node" sshd -T | tr '[:upper:]' '[:lower:]')"
-  local want
   for want in "kernel.kptr_restrict = 2" "net.ipv4.tcp_syncookies = 1" "net.ipv4.conf.all.accept_redirects = 0"; do
     grep -qxF "$want" <<<"$sysctl" || { echo "e2e: $node lacks sysctl '$want'" >&2; return 1; }
   done
@@ -90,6 +83,45 @@ e2e_scale_up_hardens_at_boot() {
   podman exec "$node" grep -q "Authorised access only" /etc/issue.net || { echo "e2e: $node has no banner" >&2; return 1; }
   podman exec "$node" test -f /var/lib/aide/aide.db || { echo "e2e: $node has no AIDE database" >&2; return 1; }
   podman exec "$node" grep -q 'table inet llmops_filter' /etc/nftables.conf || { echo "e2e: $node has no firewall" >&2; return 1; }
+}
+
+# Every lab node is hardened and monitored: its controls are in place, its node_exporter runs, and the
+# lab's Prometheus scrapes it and finds it up (the node label is the node's inventory name).
+e2e_lab_nodes_hardened_and_monitored() {
+  local nodes node
+  nodes="$(podman ps --filter label=llmops.cluster=llmops-lab --format '{{.Names}}' | sort)"
+  [[ "$(wc -w <<<"$nodes")" -ge 3 ]] || { echo "e2e: expected the lab's 3 nodes, found: $nodes" >&2; return 1; }
+  for node in $nodes; do
+    e2e_node_hardened "$node"
+    podman exec "$node" systemctl is-active --quiet prometheus-node-exporter \
+      || { echo "e2e: node_exporter is not running on $node" >&2; return 1; }
+  done
+  # Targets start as "unknown" until their first scrape: wait for up to a minute.
+  # shellcheck disable=SC2086  # one argument per node
+  podman exec -i llmops-lab-monitoring-1 python3 - $nodes <<'PY' || { echo "e2e: Prometheus does not see every node up" >&2; return 1; }
+import json, sys, time, urllib.request
+want = set(sys.argv[1:])
+for _ in range(60):
+    targets = json.load(urllib.request.urlopen("http://127.0.0.1:9090/api/v1/targets?state=active"))["data"]["activeTargets"]
+    up = {t["labels"].get("node") for t in targets if t["labels"].get("job") == "node" and t["health"] == "up"}
+    if want <= up:
+        print("e2e: Prometheus scrapes node_exporter on %s, all up" % ", ".join(sorted(want)))
+        sys.exit(0)
+    time.sleep(1)
+sys.exit("node targets up: %s, wanted: %s" % (sorted(up), sorted(want)))
+PY
+}
+
+# A node that joins later, with nobody running harden.yml, comes up hardened: raise the lab's GPU pool
+# with provision.yml alone (the AWX "GPU node count" override), then check the role's controls on the new
+# node and measure it with Lynis. The node hardened itself at first boot from the cloud-init seed that
+# node_boot_config rendered, as a managed cloud node does from its boot-time configuration.
+e2e_scale_up_hardens_at_boot() {
+  local node=llmops-lab-gpu-3 started=$SECONDS
+  ansible-playbook -i inventories/local playbooks/provision.yml -e llmops_gpu_node_count=3
+  log "e2e: $node joined and finished its first-boot hardening in $((SECONDS - started))s"
+  podman exec "$node" cloud-init status | grep -q 'status: done' || { echo "e2e: cloud-init did not finish on $node" >&2; return 1; }
+  e2e_node_hardened "$node"
   # Lynis is an auditing tool, not part of the node: installed for the measurement only.
   local index
   index="$(podman exec "$node" sh -c 'apt-get install -y -qq lynis >/dev/null 2>&1 && lynis audit system --quick --no-colors' \
@@ -126,6 +158,7 @@ stage_e2e() {
   grep -q '"choices"' <<<"$answer" || { echo "e2e: the API did not answer with the generated key" >&2; return 1; }
   [[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d "$body" "$api")" == 401 ]] \
     || { echo "e2e: the API answered without a key" >&2; return 1; }
+  e2e_lab_nodes_hardened_and_monitored
   e2e_scale_up_hardens_at_boot
   ansible-playbook -i inventories/local playbooks/teardown.yml
   if podman pod exists llmops-serving-pod-0; then echo "e2e: teardown left the serving pod" >&2; return 1; fi

@@ -56,3 +56,14 @@ options:
       - Cloud region. Required by the cloud providers; ignored by C(local).
     type: str
 """
+
+    # The cluster a module works on (gpu_cluster, gpu_cluster_info).
+    CLUSTER_NAME = r"""
+options:
+  name:
+    description:
+      - Name of the cluster. 1-40 lower-case letters, digits and dashes, starting with a letter.
+      - Node names are derived from it.
+    type: str
+    required: true
+"""

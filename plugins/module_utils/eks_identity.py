@@ -8,6 +8,11 @@ No module of amazon.aws covers these (amazon.aws 10 has no OIDC provider or EKS 
 so they live here, on the aws provider's client and error handling. Everything created is tagged
 llmops.io/managed-by=llmops.platform and llmops.io/foundation=<cluster>; removal touches only what
 carries those tags, never an OIDC provider or access entry that was there before.
+
+`present` also prunes: an access entry of ours whose principal is no longer listed is deleted, and on
+our entries a policy association other than the listed one is disassociated. An entry without our tags
+(EKS's own node-role entries, the cluster creator's entry, entries added by hand) is never changed
+beyond the association asked for: what else is associated on it may predate us, so it stays.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,6 +31,31 @@ def our_tags(cluster, extra=None):
     tags = dict(extra or {})
     tags.update({MANAGED_BY[0]: MANAGED_BY[1], "llmops.io/foundation": cluster})
     return tags
+
+
+def is_ours(tags, cluster):
+    """Whether `tags` (a dict) mark a resource this collection created for `cluster`."""
+    return tags.get(MANAGED_BY[0]) == MANAGED_BY[1] and tags.get("llmops.io/foundation") == cluster
+
+
+def desired_access(admins):
+    """admin_principals -> {principal: {policy_arn: access scope}}. A principal may be listed once per
+    policy (e.g. view on the cluster and edit in one namespace); the same pair twice is ambiguous."""
+    wanted = {}
+    for i, admin in enumerate(admins):
+        principal = admin["principal_arn"]
+        policy = admin.get("policy_arn") or CLUSTER_ADMIN_POLICY
+        if policy in wanted.get(principal, {}):
+            raise SpecError("admin_principals[%d]" % i, "lists %s with %s a second time" % (principal, policy),
+                            hint="list each principal once per policy_arn; put all its namespaces in one item")
+        namespaces = admin.get("namespaces")
+        wanted.setdefault(principal, {})[policy] = (
+            {"type": "namespace", "namespaces": list(namespaces)} if namespaces else {"type": "cluster"})
+    return wanted
+
+
+def _same_scope(have, want):
+    return have.get("type") == want["type"] and sorted(have.get("namespaces") or []) == sorted(want.get("namespaces") or [])
 
 
 class EksIdentity(object):
@@ -88,10 +118,11 @@ class EksIdentity(object):
     # -- present -------------------------------------------------------------------------------------
     def present(self, admins):
         """admins: list of {principal_arn, policy_arn, namespaces}. Returns the result dict."""
+        wanted = desired_access(admins)  # bad input fails before anything is read or changed
         cluster = self.describe_cluster()
         if cluster is None:
             return {"cluster_found": False, "actions": [], "oidc_provider_arn": None, "issuer": None,
-                    "access_entries": []}
+                    "access_entries": [], "pruned": {"access_entries": [], "access_policies": []}}
         issuer = ((cluster.get("identity") or {}).get("oidc") or {}).get("issuer")
         if not issuer:
             raise ProviderError("EKS cluster %s reports no OIDC issuer yet (status %s)" % (self.cluster, cluster.get("status")),
@@ -111,29 +142,39 @@ class EksIdentity(object):
             raise SpecError("admin_principals", "the cluster's authenticationMode is CONFIG_MAP, which has no access entries",
                             hint="create the cluster with provider_options.authentication_mode API_AND_CONFIG_MAP, or "
                                  "switch it with UpdateClusterConfig (one way: it cannot go back)")
-        existing = dict((e, None) for e in (self.access_entries() if admins else []))
-        for admin in admins:
-            self._ensure_admin(admin, existing)
+        pruned = {"access_entries": [], "access_policies": []}
+        # A CONFIG_MAP cluster has no access entries (the API refuses to list them), so none of ours to prune.
+        existing = set(self.access_entries()) if mode != "CONFIG_MAP" else set()
+        for principal in sorted(wanted):
+            self._ensure_access(principal, wanted[principal], principal in existing, pruned)
+        for principal in sorted(existing - set(wanted)):
+            if is_ours(self.describe_entry(principal).get("tags") or {}, self.cluster):
+                self._act("delete_access_entry %s" % principal, lambda p=principal: self.provider.call(
+                    "eks", "delete_access_entry", clusterName=self.cluster, principalArn=p))
+                pruned["access_entries"].append(principal)
         return {"cluster_found": True, "actions": self.actions, "oidc_provider_arn": arn, "issuer": issuer,
-                "access_entries": [a["principal_arn"] for a in admins]}
+                "access_entries": sorted(wanted), "pruned": pruned}
 
-    def _ensure_admin(self, admin, existing):
-        principal = admin["principal_arn"]
-        scope = {"type": "namespace", "namespaces": list(admin["namespaces"])} if admin.get("namespaces") else {"type": "cluster"}
-        if principal not in existing:
+    def _ensure_access(self, principal, policies, exists, pruned):
+        """One principal: its entry, each wanted policy with its scope, and (on our entry only) no other policy."""
+        have, ours = {}, False
+        if not exists:
             self._act("create_access_entry %s" % principal, lambda: self.provider.call(
                 "eks", "create_access_entry", clusterName=self.cluster, principalArn=principal, type="STANDARD",
                 tags=dict(self.tags)))
-            have = {}
         else:
             have = self.associated_policies(principal)
-        policy = admin.get("policy_arn") or CLUSTER_ADMIN_POLICY
-        current = have.get(policy)
-        if current is None or current.get("type") != scope["type"] or \
-                sorted(current.get("namespaces") or []) != sorted(scope.get("namespaces") or []):
-            self._act("associate_access_policy %s %s" % (principal, policy), lambda: self.provider.call(
-                "eks", "associate_access_policy", clusterName=self.cluster, principalArn=principal, policyArn=policy,
-                accessScope=scope))
+            ours = is_ours(self.describe_entry(principal).get("tags") or {}, self.cluster)
+        for policy, scope in sorted(policies.items()):
+            # AssociateAccessPolicy on an associated policy replaces its scope (EKS API reference).
+            if policy not in have or not _same_scope(have[policy], scope):
+                self._act("associate_access_policy %s %s" % (principal, policy), lambda p=policy, s=scope: self.provider.call(
+                    "eks", "associate_access_policy", clusterName=self.cluster, principalArn=principal, policyArn=p,
+                    accessScope=s))
+        for policy in sorted(set(have) - set(policies)) if ours else []:
+            self._act("disassociate_access_policy %s %s" % (principal, policy), lambda p=policy: self.provider.call(
+                "eks", "disassociate_access_policy", clusterName=self.cluster, principalArn=principal, policyArn=p))
+            pruned["access_policies"].append({"principal_arn": principal, "policy_arn": policy})
 
     # -- absent --------------------------------------------------------------------------------------
     def absent(self):
@@ -142,8 +183,7 @@ class EksIdentity(object):
         issuer = ((cluster or {}).get("identity") or {}).get("oidc", {}).get("issuer")
         if cluster is not None:
             for principal in self.access_entries():
-                tags = self.describe_entry(principal).get("tags") or {}
-                if tags.get(MANAGED_BY[0]) == MANAGED_BY[1] and tags.get("llmops.io/foundation") == self.cluster:
+                if is_ours(self.describe_entry(principal).get("tags") or {}, self.cluster):
                     self._act("delete_access_entry %s" % principal, lambda p=principal: self.provider.call(
                         "eks", "delete_access_entry", clusterName=self.cluster, principalArn=p))
         for arn, tags in self._our_oidc_providers(issuer):
@@ -157,6 +197,6 @@ class EksIdentity(object):
         for item in self.provider.call("iam", "list_open_id_connect_providers").get("OpenIDConnectProviderList", []):
             tags = dict((t["Key"], t["Value"]) for t in self.provider.call(
                 "iam", "list_open_id_connect_provider_tags", OpenIDConnectProviderArn=item["Arn"]).get("Tags", []))
-            if tags.get(MANAGED_BY[0]) == MANAGED_BY[1] and tags.get("llmops.io/foundation") == self.cluster:
+            if is_ours(tags, self.cluster):
                 found.append((item["Arn"], tags))
         return found

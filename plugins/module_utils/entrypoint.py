@@ -10,8 +10,9 @@ __metaclass__ = type
 import re
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.errors import RequiredIfError
 
-from ansible_collections.llmops.platform.plugins.module_utils.errors import LlmopsError
+from ansible_collections.llmops.platform.plugins.module_utils.errors import LlmopsError, SpecError
 
 # Keys of free-form dict options (provider_options) whose values are credentials: a key that ends in a
 # credential word (`client_secret`, `access_token`, `sas_token`, `api_key`) or starts with `secret`
@@ -51,18 +52,57 @@ class LlmopsModule(AnsibleModule):
     def _mask_nested_credentials(self):
         self.no_log_values.update(credential_values(self.params))
 
+    def fail_json(self, msg, **kwargs):
+        # AnsibleModule.__init__ fails here when the arguments break a declared rule. Its required_if
+        # message starts with the condition ("mode is prune but all of the following are missing: ...");
+        # ours starts with the option to add, as every SpecError does, so people read the fix first.
+        result = getattr(self, "validation_result", None)
+        if result is not None and result.errors.errors and isinstance(result.errors[0], RequiredIfError):
+            msg = required_if_message(self.required_if, self.params) or msg
+        super(LlmopsModule, self).fail_json(msg=msg, **kwargs)
+
+
+def required_if_message(rules, params):
+    """The first unmet required_if rule, worded as a SpecError that names the missing options; None if all hold.
+
+    A rule is (option, value, requirements[, any_one]) as AnsibleModule takes it. An option counts as
+    missing when it is unset, as AnsibleModule counts it, or empty (`path: ""`, which AnsibleModule lets
+    through and which no requirement is ever met by)."""
+    for rule in rules or []:
+        option, value, requirements = rule[:3]
+        any_one = len(rule) > 3 and rule[3]
+        if params.get(option) != value:
+            continue
+        missing = [name for name in requirements if _unset(params.get(name))]
+        if any_one and len(missing) == len(requirements):
+            return str(SpecError(" or ".join(missing), "one of them is required with %s=%s" % (option, value)))
+        if missing and not any_one:
+            return str(SpecError(", ".join(missing), "is required with %s=%s" % (option, value)))
+    return None
+
+
+def _unset(value):
+    return value is None or (isinstance(value, (str, list, dict)) and not value)
+
 
 def new_module(argument_spec, **kwargs):
-    """An LlmopsModule with check mode; nested credentials are masked even when logging is off."""
-    module = LlmopsModule(argument_spec=argument_spec, supports_check_mode=True, **kwargs)
+    """An LlmopsModule, with check mode unless told otherwise; nested credentials are masked even when
+    logging is off. kwargs are AnsibleModule's (required_if, mutually_exclusive, required_one_of, ...)."""
+    kwargs.setdefault("supports_check_mode", True)
+    module = LlmopsModule(argument_spec=argument_spec, **kwargs)
     module._mask_nested_credentials()
+    unmet = required_if_message(module.required_if, module.params)  # the empty values AnsibleModule let through
+    if unmet:
+        module.fail_json(msg=unmet)
     return module
 
 
 def run_module(argument_spec, run, **kwargs):
-    """run(module) returns the result dict; SpecError/ProviderError become one clear failure message.
+    """The main() of every module: run(module) returns the result dict; SpecError/ProviderError become one
+    clear failure message.
 
-    kwargs go to AnsibleModule (required_if, mutually_exclusive, ...)."""
+    kwargs go to AnsibleModule, so dependencies between options are declared (required_if,
+    mutually_exclusive, required_one_of, required_together, required_by) and checked before run()."""
     module = new_module(argument_spec, **kwargs)
     try:
         module.exit_json(**run(module))

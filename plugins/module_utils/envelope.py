@@ -39,6 +39,12 @@ class IntegrityError(LlmopsError):
     """Data failed authentication or its checksum: corrupt, truncated, tampered, or the wrong key."""
 
 
+class WrongKeyError(IntegrityError):
+    """The key given is not the one that wrapped the data key. An IntegrityError, so whatever treats
+    unreadable data as bad still does; a catalogue catches it apart, because it means the caller's key is
+    wrong, not that every set is corrupt."""
+
+
 def _aead(key):
     if not HAS_CRYPTOGRAPHY:
         raise ProviderError("encryption needs the cryptography package", hint="pip install cryptography")
@@ -88,9 +94,9 @@ class FileKeyWrapper(object):
 
     def unwrap(self, record):
         if record.get("key_id") != self.id:
-            raise IntegrityError("wrong key: this artifact's data key is wrapped by %s, the key given is %s"
-                                 % (record.get("key_id"), self.id),
-                                 hint="use the key file the artifact was pushed with; nothing was changed")
+            raise WrongKeyError("wrong key: this artifact's data key is wrapped by %s, the key given is %s"
+                                % (record.get("key_id"), self.id),
+                                hint="use the key file the artifact was pushed with; nothing was changed")
         blob = base64.b64decode(record["wrapped"])
         try:
             return _aead(self.kek).decrypt(blob[:NONCE], blob[NONCE:], b"llmops-dek")
@@ -112,7 +118,7 @@ class KmsKeyWrapper(object):
 
     def unwrap(self, record):
         if record.get("kind") != "kms":
-            raise IntegrityError("wrong key: this artifact's data key is wrapped by %s, not KMS" % record.get("key_id"))
+            raise WrongKeyError("wrong key: this artifact's data key is wrapped by %s, not KMS" % record.get("key_id"))
         try:
             return self.client.decrypt(CiphertextBlob=base64.b64decode(record["wrapped"]),
                                        EncryptionContext={"purpose": "llmops-dek"})["Plaintext"]

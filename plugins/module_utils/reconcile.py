@@ -84,6 +84,7 @@ def plan_present(spec, state, provider, purge_node_pools=False):
         return plan
 
     cluster_diffs = _differences(spec, state, CLUSTER_FIELDS)
+    cluster_diffs.update(provider.cluster_differences(spec, state))
     _split(plan, "update_cluster", cluster, cluster_diffs, provider.updatable_cluster_fields)
 
     for pool in spec.node_pools:

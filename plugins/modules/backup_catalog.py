@@ -111,9 +111,8 @@ selected:
 
 
 from ansible_collections.llmops.platform.plugins.module_utils.entrypoint import run_module
-from ansible_collections.llmops.platform.plugins.module_utils import retention
+from ansible_collections.llmops.platform.plugins.module_utils import catalog, retention
 from ansible_collections.llmops.platform.plugins.module_utils.artifact import ArtifactRepository, artifact_names
-from ansible_collections.llmops.platform.plugins.module_utils.errors import LlmopsError, SpecError
 from ansible_collections.llmops.platform.plugins.module_utils.objectstore import open_store
 from ansible_collections.llmops.platform.plugins.module_utils.storage_args import (
     ENCRYPTION_OPTION, STORE_OPTION, key_wrapper)
@@ -129,65 +128,39 @@ ARGUMENT_SPEC = dict(
     encryption=ENCRYPTION_OPTION,
 )
 
-
-def describe_sets(repo, depth):
-    sets = []
-    for key in repo.manifest_keys():
-        version = key.rsplit("/", 1)[-1][:-len(".json")]
-        entry = {"name": repo.name, "version": version}
-        try:
-            manifest = repo.read_manifest(version)
-            entry.update(created=manifest["created"], size=manifest["total_size"], files=len(manifest["files"]),
-                         checksum=repo.manifest_digest(version), source=manifest.get("metadata", {}).get("source"))
-            good, status = (True, "not verified") if depth == "none" else repo.check(version, depth)
-        except LlmopsError as exc:
-            if str(exc).startswith("wrong key"):
-                raise
-            good, status = False, exc.message
-        entry.update(good=good, status=status)
-        sets.append(entry)
-    return sorted(sets, key=lambda e: e.get("created") or "", reverse=True)
+REQUIRED_IF = [("mode", "prune", ["retention"]), ("mode", "select", ["point_in_time"])]
 
 
 def run(module):
     params = module.params
-    depth = params["verify"] or ("quick" if params["mode"] == "list" else "full")
-    store = open_store(params["store"])
-    wrapper = key_wrapper(params)
-    names = params["names"] or artifact_names(store)
+    mode = params["mode"]
+    depth = params["verify"] or ("quick" if mode == "list" else "full")
     result = {"changed": False, "sets": []}
-    if params["mode"] == "prune":
-        if not params["retention"]:
-            raise SpecError("retention", "is required with mode=prune")
+    moment = None
+    # Values are checked before any store is read.
+    if mode == "prune":
         retention.check_policy(params["retention"])
         result["deleted"] = []
-    moment = None
-    if params["mode"] == "select":
-        if not params["point_in_time"]:
-            raise SpecError("point_in_time", "is required with mode=select")
+    elif mode == "select":
         moment = retention.parse_time(params["point_in_time"])
         result["selected"] = {}
-    for name in names:
+    store = open_store(params["store"])
+    wrapper = key_wrapper(params)
+    for name in params["names"] or artifact_names(store):
         repo = ArtifactRepository(store, name, wrapper)
-        sets = describe_sets(repo, depth)
+        sets = catalog.describe_sets(repo, depth)
         result["sets"].extend(sets)
-        records = [retention.Record(s["version"], retention.parse_time(s.get("created") or "1970-01-01T00:00:00Z"),
-                                    s["good"]) for s in sets]
-        if params["mode"] == "prune":
-            _keep, delete = retention.select_keep(records, params["retention"])
-            for version in delete:
-                if not module.check_mode:
-                    repo.delete(version)
-                result["deleted"].append("%s/%s" % (name, version))
-            result["changed"] = result["changed"] or bool(delete)
-        elif params["mode"] == "select":
-            chosen = retention.select_point_in_time(records, moment)
-            result["selected"][name] = next((s for s in sets if chosen and s["version"] == chosen.id), None)
+        if mode == "prune":
+            deleted = catalog.prune(repo, sets, params["retention"], check_mode=module.check_mode)
+            result["deleted"].extend("%s/%s" % (name, version) for version in deleted)
+            result["changed"] = result["changed"] or bool(deleted)
+        elif mode == "select":
+            result["selected"][name] = catalog.select(sets, moment)
     return result
 
 
 def main():
-    run_module(ARGUMENT_SPEC, run)
+    run_module(ARGUMENT_SPEC, run, required_if=REQUIRED_IF)
 
 
 if __name__ == "__main__":

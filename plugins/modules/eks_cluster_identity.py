@@ -22,6 +22,15 @@ description:
   - Everything it creates is tagged C(llmops.io/managed-by=llmops.platform) and C(llmops.io/foundation=<name>).
     With O(state=absent) it removes only what carries those tags; an OIDC provider or access entry made
     by anyone else is left alone.
+  - With O(state=present) it also prunes, so the list is the whole truth for what it manages. An access
+    entry carrying both tags whose principal is no longer in O(admin_principals) is deleted (also when the
+    list is empty), and on such an entry every associated access policy that is not listed for that
+    principal is disassociated (a changed O(admin_principals[].policy_arn)); a changed scope is replaced
+    in place. RV(pruned) lists both.
+  - Entries without those tags are never deleted and keep their other policies (EKS's own entries for node
+    roles, the cluster creator's entry, entries added by hand). If a listed principal already had such an
+    entry, the module only associates the listed policy on it; delisting that principal later leaves the
+    entry and that association in place (remove them by hand).
   - When the cluster does not exist yet it changes nothing and returns RV(cluster_found=false), so a
     foundations play can run before the first provision.
 author:
@@ -45,7 +54,10 @@ options:
   admin_principals:
     description:
       - IAM principals (users or roles) that get an access entry with an access policy.
-      - Entries that are not listed are not removed while O(state=present); O(state=absent) removes ours.
+      - List a principal once per access policy it should have (for example a view policy on the cluster
+        and an edit policy in one namespace); the same principal and policy twice is an error.
+      - Entries of ours (tagged) whose principal is not listed are deleted with O(state=present); entries
+        we did not create are never touched.
     type: list
     elements: dict
     default: []
@@ -114,7 +126,8 @@ actions:
   returned: always
   type: list
   elements: str
-  sample: ["create_oidc_provider oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE"]
+  sample: ["create_oidc_provider oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE",
+           "delete_access_entry arn:aws:iam::123456789012:role/former-admins"]
 oidc_provider_arn:
   description: ARN of the IAM OIDC provider for the cluster's issuer; null when the cluster does not exist.
   returned: state is present
@@ -128,6 +141,24 @@ access_entries:
   returned: state is present
   type: list
   elements: str
+pruned:
+  description:
+    - What O(state=present) removed (or, in check mode, would remove) because it is no longer listed;
+      only access entries and policy associations carrying our tags are ever pruned.
+  returned: state is present
+  type: dict
+  contains:
+    access_entries:
+      description: Principals whose access entry (ours, no longer listed) was deleted.
+      type: list
+      elements: str
+      sample: ["arn:aws:iam::123456789012:role/former-admins"]
+    access_policies:
+      description: Policies disassociated from our entry of a listed principal.
+      type: list
+      elements: dict
+      sample: [{"principal_arn": "arn:aws:iam::123456789012:role/ml-team",
+                "policy_arn": "arn:aws:eks::aws:cluster-access-policy/AmazonEKSAdminPolicy"}]
 """
 
 from ansible_collections.llmops.platform.plugins.module_utils.eks_identity import CLUSTER_ADMIN_POLICY, EksIdentity

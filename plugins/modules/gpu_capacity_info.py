@@ -23,13 +23,7 @@ author:
   - llmops.platform maintainers (@llmops)
 extends_documentation_fragment:
   - llmops.platform.provider
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is nothing to diff.
+  - llmops.platform.read_only
 options:
   gpu:
     description: The GPUs wanted on each node.
@@ -102,12 +96,10 @@ events:
 
 from ansible_collections.llmops.platform.plugins.module_utils.entrypoint import run_module
 from ansible_collections.llmops.platform.plugins.module_utils.errors import SpecError
-from ansible_collections.llmops.platform.plugins.module_utils.providers import get_provider, provider_names
+from ansible_collections.llmops.platform.plugins.module_utils.provider_args import (
+    provider_argument_spec, provider_from_params)
 
-ARGUMENT_SPEC = dict(
-    provider=dict(type="str", required=True, choices=provider_names()),
-    provider_options=dict(type="dict", default={}),
-    region=dict(type="str"),
+ARGUMENT_SPEC = provider_argument_spec(
     gpu=dict(type="dict", required=True, options=dict(type=dict(type="str", required=True),
                                                       count=dict(type="int", default=1))),
     regions=dict(type="list", elements="str", default=[]),
@@ -118,7 +110,7 @@ ARGUMENT_SPEC = dict(
 def run(module):
     params = module.params
     regions = params["regions"] or ([params["region"]] if params["region"] else [])
-    provider = get_provider(params["provider"], params["provider_options"], params["region"])
+    provider = provider_from_params(params)
     if params["provider"] == "aws" and not regions and not params["provider_options"].get("region"):
         # Checked before any call: boto3 without a region fails deep inside botocore otherwise.
         raise SpecError("region", "is required by the aws provider to look for GPU capacity (none was given)",

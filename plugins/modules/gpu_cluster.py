@@ -24,6 +24,7 @@ author:
   - llmops.platform maintainers (@llmops)
 extends_documentation_fragment:
   - llmops.platform.provider
+  - llmops.platform.provider.cluster_name
 attributes:
   check_mode:
     support: full
@@ -32,12 +33,6 @@ attributes:
     support: full
     description: Shows the cluster summary before and after.
 options:
-  name:
-    description:
-      - Name of the cluster. 1-40 lower-case letters, digits and dashes, starting with a letter.
-      - Node names are derived from it.
-    type: str
-    required: true
   state:
     description:
       - V(present) creates or updates the cluster; V(absent) deletes it with all its node pools.
@@ -324,7 +319,8 @@ import tempfile
 
 from ansible_collections.llmops.platform.plugins.module_utils.entrypoint import run_module
 from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import parse_cluster_spec
-from ansible_collections.llmops.platform.plugins.module_utils.providers import get_provider, provider_names
+from ansible_collections.llmops.platform.plugins.module_utils.provider_args import (
+    provider_argument_spec, provider_from_params)
 from ansible_collections.llmops.platform.plugins.module_utils.reconcile import (
     apply_plan, plan_absent, plan_present)
 
@@ -354,11 +350,8 @@ NODE_POOL_OPTIONS = dict(
     )),
 )
 
-ARGUMENT_SPEC = dict(
-    provider=dict(type="str", required=True, choices=provider_names()),
-    provider_options=dict(type="dict", default={}),
+ARGUMENT_SPEC = provider_argument_spec(
     name=dict(type="str", required=True),
-    region=dict(type="str"),
     state=dict(type="str", default="present", choices=["present", "absent"]),
     kubernetes_version=dict(type="str"),
     node_pools=dict(type="list", elements="dict", default=[], options=NODE_POOL_OPTIONS),
@@ -373,7 +366,7 @@ ARGUMENT_SPEC = dict(
 def run(module):
     params = module.params
     spec = parse_cluster_spec(params)
-    provider = get_provider(params["provider"], params["provider_options"], params["region"])
+    provider = provider_from_params(params)
     wait_timeout = params["wait_timeout"] or provider.default_wait_timeout
     provider.operation_timeout = wait_timeout
     if params["state"] == "present":

@@ -18,20 +18,8 @@ author:
   - llmops.platform maintainers (@llmops)
 extends_documentation_fragment:
   - llmops.platform.provider
-options:
-  name:
-    description:
-      - Name of the cluster. 1-40 lower-case letters, digits and dashes, starting with a letter.
-      - Node names are derived from it.
-    type: str
-    required: true
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is nothing to diff.
+  - llmops.platform.provider.cluster_name
+  - llmops.platform.read_only
 """
 
 EXAMPLES = r"""
@@ -63,19 +51,15 @@ nodes:
 """
 
 from ansible_collections.llmops.platform.plugins.module_utils.entrypoint import run_module
-from ansible_collections.llmops.platform.plugins.module_utils.providers import get_provider, provider_names
+from ansible_collections.llmops.platform.plugins.module_utils.provider_args import (
+    provider_argument_spec, provider_from_params)
 
-ARGUMENT_SPEC = dict(
-    provider=dict(type="str", required=True, choices=provider_names()),
-    provider_options=dict(type="dict", default={}),
-    name=dict(type="str", required=True),
-    region=dict(type="str"),
-)
+ARGUMENT_SPEC = provider_argument_spec(name=dict(type="str", required=True))
 
 
 def run(module):
     params = module.params
-    provider = get_provider(params["provider"], params["provider_options"], params["region"])
+    provider = provider_from_params(params)
     state = provider.get_cluster(params["name"])
     nodes = provider.list_nodes(params["name"]) if state else []
     return dict(changed=False, exists=state is not None,

@@ -26,6 +26,8 @@ description:
   - This module exists because C(ansible.builtin.setup) and community.general gather nothing about GPUs.
 author:
   - llmops.platform maintainers (@llmops)
+extends_documentation_fragment:
+  - llmops.platform.read_only
 options:
   nvidia_smi_path:
     description:
@@ -38,12 +40,6 @@ options:
     type: path
     default: /sys
 attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is nothing to diff.
   facts:
     support: full
     description: Sets C(llmops_gpu).
@@ -134,8 +130,7 @@ ansible_facts:
           elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.llmops.platform.plugins.module_utils.entrypoint import run_module
 from ansible_collections.llmops.platform.plugins.module_utils.gpu_info import (
     GpuInfoError,
     parse_nvidia_smi_xml,
@@ -177,9 +172,12 @@ def gather(module):
     return facts
 
 
+def run(module):
+    return dict(changed=False, ansible_facts={"llmops_gpu": gather(module)})
+
+
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    module.exit_json(changed=False, ansible_facts={"llmops_gpu": gather(module)})
+    run_module(ARGUMENT_SPEC, run)
 
 
 if __name__ == "__main__":

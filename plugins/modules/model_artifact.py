@@ -123,7 +123,6 @@ total_size:
 
 from ansible_collections.llmops.platform.plugins.module_utils.entrypoint import run_module
 from ansible_collections.llmops.platform.plugins.module_utils.artifact import ArtifactRepository
-from ansible_collections.llmops.platform.plugins.module_utils.errors import SpecError
 from ansible_collections.llmops.platform.plugins.module_utils.objectstore import open_store
 from ansible_collections.llmops.platform.plugins.module_utils.storage_args import (
     ENCRYPTION_OPTION, STORE_OPTION, key_wrapper)
@@ -138,19 +137,17 @@ ARGUMENT_SPEC = dict(
     encryption=ENCRYPTION_OPTION,
 )
 
+REQUIRED_IF = [("mode", "push", ["path"]), ("mode", "pull", ["path"]), ("mode", "replicate", ["target_store"])]
+
 
 def run(module):
     params = module.params
-    if params["mode"] in ("push", "pull") and not params["path"]:
-        raise SpecError("path", "is required with mode=%s" % params["mode"])
     repo = ArtifactRepository(open_store(params["store"]), params["name"], key_wrapper(params))
     if params["mode"] == "push":
         return repo.push(params["path"], params["version"], check_mode=module.check_mode)
     if params["mode"] == "pull":
         return repo.pull(params["path"], params["version"], check_mode=module.check_mode)
     if params["mode"] == "replicate":
-        if not params["target_store"]:
-            raise SpecError("target_store", "is required with mode=replicate")
         target = ArtifactRepository(open_store(params["target_store"]), params["name"], repo.wrapper)
         return repo.replicate(target, [params["version"]] if params["version"] else None, check_mode=module.check_mode)
     result = repo.verify(params["version"])
@@ -159,7 +156,7 @@ def run(module):
 
 
 def main():
-    run_module(ARGUMENT_SPEC, run)
+    run_module(ARGUMENT_SPEC, run, required_if=REQUIRED_IF)
 
 
 if __name__ == "__main__":

@@ -95,16 +95,13 @@ skipped:
 """
 
 import datetime
-import json
 import shutil
 import socket
 
-from ansible.module_utils.urls import open_url
-
 from ansible_collections.llmops.platform.plugins.module_utils.entrypoint import run_module
 from ansible_collections.llmops.platform.plugins.module_utils.artifact import ArtifactRepository
-from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError
 from ansible_collections.llmops.platform.plugins.module_utils.objectstore import open_store
+from ansible_collections.llmops.platform.plugins.module_utils.prometheus_api import PrometheusApi
 from ansible_collections.llmops.platform.plugins.module_utils.storage_args import (
     ENCRYPTION_OPTION, STORE_OPTION, key_wrapper)
 
@@ -122,36 +119,15 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def request(module, method, path):
-    headers = {}
-    if module.params["bearer_token"]:
-        headers["Authorization"] = "Bearer %s" % module.params["bearer_token"]
-    url = module.params["url"].rstrip("/") + path
-    try:
-        response = open_url(url, method=method, headers=headers, timeout=module.params["timeout"])
-        return json.loads(response.read())
-    # open_url raises several unrelated types (HTTPError, URLError, socket errors).
-    except Exception as exc:  # pylint: disable=broad-except
-        body = getattr(exc, "read", lambda: b"")()
-        code = getattr(exc, "code", None)
-        hint = "is Prometheus running at %s?" % module.params["url"]
-        if code in (403, 404) or b"admin APIs disabled" in body:
-            hint = "start Prometheus with --web.enable-admin-api (prometheus_extra_args: [--web.enable-admin-api] in the prometheus role)"
-        detail = ("%s %s" % (exc, body.decode("utf-8", "replace")[:200])).strip()
-        raise ProviderError("%s %s failed: %s" % (method, url, detail), code=code, hint=hint)
-
-
 def run(module):
     params = module.params
     repo = ArtifactRepository(open_store(params["store"]), params["name"], key_wrapper(params))
+    prometheus = PrometheusApi(params["url"], params["bearer_token"], params["timeout"])
     if module.check_mode:
-        request(module, "GET", "/api/v1/status/runtimeinfo")
+        prometheus.runtime_info()
         return {"changed": True}
     taken = datetime.datetime.now(datetime.timezone.utc)
-    answer = request(module, "POST", "/api/v1/admin/tsdb/snapshot?skip_head=%s" % str(params["skip_head"]).lower())
-    snapshot = answer.get("data", {}).get("name")
-    if answer.get("status") != "success" or not snapshot:
-        raise ProviderError("Prometheus did not take a snapshot: %s" % json.dumps(answer)[:300])
+    snapshot = prometheus.snapshot(params["skip_head"])
     directory = "%s/snapshots/%s" % (params["data_dir"].rstrip("/"), snapshot)
     try:
         pushed = repo.push(directory, version=snapshot, created=taken,

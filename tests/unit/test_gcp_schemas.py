@@ -87,6 +87,18 @@ def test_cloud_nat_body_fits_router_patch():
         COMPUTE, "PATCH", "/compute/v1/projects/p/regions/us-central1/routers/r", body)[0]
 
 
+def test_cloud_nat_set_back_on_an_existing_router_fits_router_patch():
+    """The drift fix sends the NAT as Compute answered it (full URLs, hand-tuned settings) with our subnetworks."""
+    provider = gcp.GcpProvider(OPTIONS, "us-central1")
+    read = json.loads((FIXTURES / "nat_drifted.json").read_text())["exchanges"][1]["response"]["json"]["nats"]
+    body = {"nats": [gcp._with_sources(read[0], provider._nat_body("c")), read[1]]}
+    assert body["nats"][0]["natIps"] and body["nats"][0]["subnetworks"] == provider._nat_body("c")["subnetworks"]
+    path = "/compute/v1/projects/p/regions/us-central1/routers/r"
+    assert schema_check.discovery_request_problems(COMPUTE, "PATCH", path, body) == []
+    body["nats"][0]["subnetworks"][0]["sourceIpRangesToNat"] = "ALL_IP_RANGES"  # a string where a list belongs
+    assert "expected array" in " ".join(schema_check.discovery_request_problems(COMPUTE, "PATCH", path, body))
+
+
 def test_unknown_paths_and_bodies_for_bodyless_methods_fail():
     assert "no method" in schema_check.discovery_request_problems(CONTAINER, "POST", "/v1/projects/p/clusterz", {})[0]
     assert "takes no request body" in schema_check.discovery_request_problems(

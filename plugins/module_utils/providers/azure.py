@@ -16,6 +16,10 @@ Translation only; the plan comes from module_utils/reconcile.py.
   VM size, deleting the failed pool in between, and record an event for each fallback.
 - In place: count, autoscaler bounds, nodeLabels, nodeTaints; cluster kubernetesVersion. VM size,
   zones, priority (spot) and OS disk force a new pool (reconcile reports them as not updatable).
+- Foundations on an existing cluster (FOUNDATION_FIELDS, cluster_differences): OIDC issuer, workload
+  identity, Entra ID admin groups / Azure RBAC and local accounts are updated with a PUT of the managed
+  cluster; a pool's vnetSubnetID or the network profile cannot change, and a difference there fails the
+  plan (ProviderError naming the option, both values and the fix) before anything is changed.
 - Long-running operations go through the SDK pollers with a deadline (self.operation_timeout, which the
   module sets from wait_timeout) whose message names the operation. azure-core's own retry policy is
   disabled (retry_total=0) so that retries happen once, here, with retry.call_with_retry (429, 5xx,
@@ -90,7 +94,7 @@ HINTS = {
                              "instance_types (capacity fallback walks them), or use another region",
     "AllocationFailed": "Azure has no free capacity for this VM size in the region now; list more instance_types or "
                         "zones, or use another region",
-    "SkuNotAvailable": "the VM size is restricted for this subscription/region/zone; gpu_cluster_info lists where it is "
+    "SkuNotAvailable": "the VM size is restricted for this subscription/region/zone; gpu_capacity_info lists where it is "
                        "offered, or open a support request to lift the restriction",
     "ErrCode_InsufficientVCPUQuota": "request more vCPU quota for the VM family in this region (Portal: "
                                      "Subscriptions > Usage + quotas); gpu_cluster_info reports limits and usage",
@@ -107,6 +111,30 @@ ZONE_RE = re.compile(r"^(?:[a-z0-9]+-)?([1-9])$")
 # AgentPools_CreateOrUpdate path parameter agentPoolName (REST reference, learn.microsoft.com/rest/api/aks/
 # agent-pools/create-or-update): Linux pool names are 1-12 lower-case letters and digits, from a letter.
 POOL_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# The managed-cluster fields the foundations set (docs/clouds.md, Azure): change key (the provider option
+# where there is one) -> (path under properties, whether AKS changes it on an existing cluster). One table
+# serves the create body, the drift comparison and the in-place update, so the three cannot disagree.
+# In place: what `az aks update` changes with a PUT of the managed cluster (--enable-oidc-issuer,
+# --enable/--disable-workload-identity, --enable-aad, --aad-admin-group-object-ids, --enable-azure-rbac,
+# --aad-tenant-id, --disable-local-accounts). The network profile is fixed when the cluster is created.
+FOUNDATION_FIELDS = (
+    ("network_plugin", ("networkProfile", "networkPlugin"), False),
+    ("network_plugin_mode", ("networkProfile", "networkPluginMode"), False),
+    ("pod_cidr", ("networkProfile", "podCidr"), False),
+    ("service_cidr", ("networkProfile", "serviceCidr"), False),
+    ("dns_service_ip", ("networkProfile", "dnsServiceIP"), False),
+    ("oidc_issuer", ("oidcIssuerProfile", "enabled"), True),
+    ("workload_identity", ("securityProfile", "workloadIdentity", "enabled"), True),
+    ("aad_managed", ("aadProfile", "managed"), True),
+    ("admin_group_object_ids", ("aadProfile", "adminGroupObjectIDs"), True),
+    ("azure_rbac", ("aadProfile", "enableAzureRBAC"), True),
+    ("tenant_id", ("aadProfile", "tenantID"), True),
+    ("disable_local_accounts", ("disableLocalAccounts",), True),
+)
+FOUNDATION_IN_PLACE = frozenset(key for key, _path, in_place in FOUNDATION_FIELDS if in_place)
+# Read-only inside the foundation profiles: dropped before a read-back cluster is PUT again.
+READONLY_FOUNDATION = (("oidcIssuerProfile", "issuerURL"),)
 
 # node_config.sysctls key -> (SysctlConfig REST field, value type). The AKS "custom node configuration"
 # list; tests/unit/plugins/module_utils/providers/test_azure_node_config.py checks every name against
@@ -231,6 +259,28 @@ def _zone(text):
     return match.group(1) if match else None
 
 
+def _get_path(data, path):
+    for key in path:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
+def _set_path(data, path, value):
+    for key in path[:-1]:
+        data = data.setdefault(key, {})
+    data[path[-1]] = value
+
+
+def _comparable(key, value):
+    """A foundation value in the form two of them are compared in: resource IDs, GUIDs and plugin names are
+    case-insensitive in ARM (it often answers `resourcegroups` for `resourceGroups`); flags absent = off."""
+    if key in ("oidc_issuer", "workload_identity", "aad_managed", "azure_rbac", "disable_local_accounts"):
+        return bool(value)
+    if key == "admin_group_object_ids":
+        return sorted(str(g).lower() for g in value or [])
+    return None if value in (None, "") else str(value).lower()
+
+
 def _convert(value, kind, where):
     """A node_config value -> the JSON type AKS wants (SpecError naming `where` when it cannot be)."""
     try:
@@ -271,7 +321,7 @@ def _unconvert(value, kind):
 class AzureProvider(ClusterProvider):
     name = "azure"
     updatable_pool_fields = frozenset(["count", "min_count", "max_count", "labels", "taints"])
-    updatable_cluster_fields = frozenset(["kubernetes_version"])
+    updatable_cluster_fields = frozenset(["kubernetes_version"]) | FOUNDATION_IN_PLACE
     reported_pool_fields = ("count", "min_count", "max_count", "instance_types", "zones", "gpu", "labels", "taints",
                             "capacity_type", "disk_size_gb", "node_config")
     # Seconds gpu_cluster waits when wait_timeout is unset. Above what AKS takes (docs/clouds.md, "Waits"):
@@ -290,6 +340,8 @@ class AzureProvider(ClusterProvider):
         self._offered = {}  # region -> {vm size: sku dict} from resource_skus, once per region
         # pool name -> node_config keys the spec sets (what get_cluster reports back for comparison).
         self._wanted_node_config = {}
+        # cluster name -> its properties as get_cluster last read them (cluster_differences compares them).
+        self._read_properties = {}
 
     # -- settings and clients ---------------------------------------------------------------------
     def _option(self, key, *env):
@@ -493,6 +545,21 @@ class AzureProvider(ClusterProvider):
                                 hint="use 1-12 lower-case letters and digits, starting with a letter (no '-'), "
                                      "e.g. %r" % re.sub(r"[^a-z0-9]", "", pool.name.lower())[:12])
 
+    def check_admin_groups(self):
+        """admin_group_object_ids must be Entra ID object IDs: an empty entry (an unset environment variable)
+        or a display name would otherwise reach AKS, or leave a cluster without the admins it was meant to get."""
+        groups = self.options.get("admin_group_object_ids") or []
+        if not isinstance(groups, list):
+            raise SpecError("provider_options.admin_group_object_ids", "must be a list of Entra ID group object IDs",
+                            hint="e.g. admin_group_object_ids: [0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0]")
+        for i, group in enumerate(groups):
+            if not GUID_RE.match(str(group)):
+                raise SpecError("provider_options.admin_group_object_ids[%d]" % i,
+                                "%r is not an Entra ID group object ID (a GUID)" % (group,),
+                                hint="give the group's object ID (az ad group show -g <name> --query id -o tsv); an "
+                                     "empty one usually means its environment variable (AZURE_AKS_ADMIN_GROUP_ID) "
+                                     "is not set. A group made by the foundations step is added by itself")
+
     def node_config_for_aks(self, pool, index, record=True):
         """Split node_pools[i].node_config into what AKS can hold, in the cloud-neutral form, and record an
         event for every key that has no AKS field (never dropped silently). Raises SpecError for values
@@ -552,6 +619,7 @@ class AzureProvider(ClusterProvider):
     def validate(self, spec):
         self.check_pool_names(spec)
         self.check_settings()
+        self.check_admin_groups()
         for i, pool in enumerate(spec.node_pools):
             kept = self.node_config_for_aks(pool, i)
             self._wanted_node_config[pool.name] = kept
@@ -584,7 +652,7 @@ class AzureProvider(ClusterProvider):
                     raise SpecError("region", "%s (%s x %s) is not offered to this subscription in %s: none of %s (%s)"
                                     % (where, pool.gpu.count, pool.gpu.type, spec.region, ", ".join(sizes),
                                        "; ".join(reasons)),
-                                    hint="choose another region (gpu_cluster_info reports where %s is offered) or "
+                                    hint="choose another region (gpu_capacity_info reports where %s is offered) or "
                                          "another GPU type" % pool.gpu.type)
 
     # -- SKU availability and quota ----------------------------------------------------------------
@@ -721,6 +789,7 @@ class AzureProvider(ClusterProvider):
         if raw is None:
             return None
         props = raw.get("properties") or {}
+        self._read_properties[name] = props
         provisioning = props.get("provisioningState") or "Unknown"
         power = ((props.get("powerState") or {}).get("code") or "Running").lower()
         fqdn = props.get("fqdn") or props.get("privateFQDN")
@@ -826,39 +895,85 @@ class AzureProvider(ClusterProvider):
         props.update(self._node_config_properties(pool, spec.node_pools.index(pool)))
         return props
 
-    def _cluster_foundation_properties(self):
-        """Managed-cluster fields from the foundations (docs/clouds.md, Azure): the node subnet with Azure CNI
-        overlay, the OIDC issuer and workload identity, Entra ID (AAD) with admin groups and Azure RBAC, and
-        local accounts disabled (so every kubeconfig goes through Entra ID)."""
-        props = {}
-        network = {}
-        if self.options.get("network_plugin"):
-            network["networkPlugin"] = self.options["network_plugin"]
-        if self.options.get("vnet_subnet_id"):
+    def _foundation_wanted(self):
+        """What provider_options ask of the managed cluster's foundation fields (docs/clouds.md, Azure), by
+        FOUNDATION_FIELDS key: the node subnet with Azure CNI overlay, the OIDC issuer and workload identity,
+        Entra ID (AAD) with admin groups and Azure RBAC, and local accounts disabled (so every kubeconfig goes
+        through Entra ID). A key left out is AKS's choice: not sent at create, not compared afterwards."""
+        opts = self.options
+        want = {}
+        if opts.get("network_plugin"):
+            want["network_plugin"] = opts["network_plugin"]
+        if opts.get("vnet_subnet_id"):
             # Nodes in our subnet; pods get addresses from an overlay range, not from the subnet.
-            network.setdefault("networkPlugin", "azure")
-            network["networkPluginMode"] = self.options.get("network_plugin_mode") or "overlay"
-            if self.options.get("pod_cidr"):
-                network["podCidr"] = self.options["pod_cidr"]
-            for option, field in (("service_cidr", "serviceCidr"), ("dns_service_ip", "dnsServiceIP")):
-                if self.options.get(option):
-                    network[field] = self.options[option]
-        if network:
-            props["networkProfile"] = network
-        if self.options.get("oidc_issuer", True):
-            props["oidcIssuerProfile"] = {"enabled": True}
-        if self.options.get("workload_identity", True):
+            want.setdefault("network_plugin", "azure")
+            want["network_plugin_mode"] = opts.get("network_plugin_mode") or "overlay"
+            for key in ("pod_cidr", "service_cidr", "dns_service_ip"):
+                if opts.get(key):
+                    want[key] = opts[key]
+        want["workload_identity"] = bool(opts.get("workload_identity", True))
+        if opts.get("oidc_issuer", True) or want["workload_identity"]:
             # Workload identity needs the OIDC issuer.
-            props["oidcIssuerProfile"] = {"enabled": True}
-            props["securityProfile"] = {"workloadIdentity": {"enabled": True}}
-        groups = [str(g) for g in self.options.get("admin_group_object_ids") or []]
+            want["oidc_issuer"] = True
+        groups = [str(g) for g in opts.get("admin_group_object_ids") or []]
         if groups:
-            props["aadProfile"] = {"managed": True, "adminGroupObjectIDs": groups,
-                                   "enableAzureRBAC": bool(self.options.get("azure_rbac", True))}
-            if self.options.get("tenant_id"):
-                props["aadProfile"]["tenantID"] = str(self.options["tenant_id"])
-            props["disableLocalAccounts"] = bool(self.options.get("disable_local_accounts", True))
+            want.update({"aad_managed": True, "admin_group_object_ids": groups,
+                         "azure_rbac": bool(opts.get("azure_rbac", True)),
+                         "disable_local_accounts": bool(opts.get("disable_local_accounts", True))})
+            if opts.get("tenant_id"):
+                want["tenant_id"] = str(opts["tenant_id"])
+        return want
+
+    def _cluster_foundation_properties(self):
+        """The create body's part of _foundation_wanted()."""
+        props = {}
+        want = self._foundation_wanted()
+        for key, path, _in_place in FOUNDATION_FIELDS:
+            if key in want:
+                _set_path(props, path, want[key])
         return props
+
+    def cluster_differences(self, spec, state):
+        """Foundation fields of the existing cluster (as get_cluster read it) against provider_options. What AKS
+        changes in place is returned for update_cluster; a pool's vnetSubnetID or the network profile cannot
+        change, so any difference there raises ProviderError now, before anything is changed (check mode too)."""
+        props = self._read_properties.get(spec.name)
+        if props is None:
+            return {}
+        want = self._foundation_wanted()
+        changes, fixed, fixes = {}, [], []
+        for key, path, in_place in FOUNDATION_FIELDS:
+            have = _get_path(props, path)
+            if key not in want or _comparable(key, have) == _comparable(key, want[key]):
+                continue
+            if in_place:
+                changes[key] = (have, want[key])
+            else:
+                fixed.append("provider_options.%s (%s) is %r, the inventory wants %r" % (key, ".".join(path), have, want[key]))
+                fixes.append("recreate the cluster (playbooks/teardown.yml, then provision)")
+        if "oidc_issuer" not in want and _get_path(props, ("oidcIssuerProfile", "enabled")):
+            self.record("cluster/%s: provider_options.oidc_issuer is false, but AKS cannot turn the OIDC issuer off "
+                        "once it is on; it stays on" % spec.name)
+        subnet = self.options.get("vnet_subnet_id")
+        wanted_pools = set(p.name for p in spec.node_pools)
+        for profile in (props.get("agentPoolProfiles") or []) if subnet else []:
+            hidden = self._hidden_pool(profile)
+            # Pools the inventory no longer names may sit in another subnet of the vnet (AKS allows that).
+            if not (hidden or profile.get("name") in wanted_pools):
+                continue
+            have = profile.get("vnetSubnetID")
+            if _comparable("vnet_subnet_id", have) != _comparable("vnet_subnet_id", subnet):
+                fixed.append("provider_options.vnet_subnet_id (agent pool %s vnetSubnetID) is %r, the inventory wants %r"
+                             % (profile.get("name"), have, subnet))
+                fixes.append("recreate the cluster (its System pool %s is made by the provider)" % profile.get("name")
+                             if hidden else "recreate agent pool %s in the wanted subnet (create a pool under another "
+                                            "name, move the workloads, delete the old one)" % profile.get("name"))
+        if fixed:
+            raise ProviderError(
+                "AKS cluster %s: %s; AKS cannot change %s on an existing cluster or agent pool, so nothing was changed"
+                % (spec.name, "; ".join(fixed), "this" if len(fixed) == 1 else "these"),
+                hint="%s, or set the option back to what the cluster has" % "; ".join(sorted(set(fixes))))
+        return changes
 
     # -- changing state ---------------------------------------------------------------------------
     def create_cluster(self, spec):
@@ -897,23 +1012,45 @@ class AzureProvider(ClusterProvider):
         unsupported = set(changes) - self.updatable_cluster_fields
         if unsupported:
             raise ProviderError("azure cannot change %s of an AKS cluster in place" % ", ".join(sorted(unsupported)))
-        raw = self._get_cluster_raw(spec.name)
+        foundation = sorted(k for k in changes if k in FOUNDATION_IN_PLACE)
+        if foundation:
+            paths = dict((key, path) for key, path, _in_place in FOUNDATION_FIELDS)
+
+            def apply(props):
+                for key in foundation:
+                    _set_path(props, paths[key], changes[key][1])
+
+            self._put_cluster(spec.name, "update AKS cluster %s (%s)" % (spec.name, ", ".join(foundation)), apply)
+        if "kubernetes_version" in changes:
+            # Its own operation: AKS runs an upgrade node by node, and a foundation change it refuses must not
+            # be mixed up with (or hold back) the upgrade.
+            version = changes["kubernetes_version"][1]
+            self._put_cluster(spec.name, "upgrade AKS cluster %s to Kubernetes %s" % (spec.name, version),
+                              lambda props: props.__setitem__("kubernetesVersion", version))
+
+    def _put_cluster(self, name, what, change):
+        """Read the managed cluster, drop what is read-only, let change(properties) edit it and PUT it back (what
+        `az aks update` does), waiting for the operation."""
+        raw = self._get_cluster_raw(name)
         if raw is None:
-            raise ProviderError("AKS cluster %s does not exist" % spec.name, code="ResourceNotFound")
+            raise ProviderError("AKS cluster %s does not exist" % name, code="ResourceNotFound")
         for key in ("id", "type", "systemData"):
             raw.pop(key, None)
         props = raw.setdefault("properties", {})
         for key in READONLY_CLUSTER:
             props.pop(key, None)
+        for path in READONLY_FOUNDATION:
+            parent = _get_path(props, path[:-1])
+            if isinstance(parent, dict):
+                parent.pop(path[-1], None)
         for profile in props.get("agentPoolProfiles") or []:
             for key in READONLY_POOL:
                 profile.pop(key, None)
-        props["kubernetesVersion"] = changes["kubernetes_version"][1]
+        change(props)
         rg = self.resource_group
-        self._operation("upgrade AKS cluster %s to Kubernetes %s" % (spec.name, props["kubernetesVersion"]),
-                        lambda: self.cs.managed_clusters.begin_create_or_update(rg, spec.name, raw),
+        self._operation(what, lambda: self.cs.managed_clusters.begin_create_or_update(rg, name, raw),
                         lambda token: self.cs.managed_clusters.begin_create_or_update(
-                            rg, spec.name, raw, continuation_token=token))
+                            rg, name, raw, continuation_token=token))
 
     def create_node_pool(self, spec, pool):
         if pool.name in self._created_with_cluster:
@@ -956,7 +1093,7 @@ class AzureProvider(ClusterProvider):
                                " zones %s" % ",".join(zones) if zones else "", "; ".join(failures)),
                             code=last,
                             hint="add instance_types or zones, use capacity_type spot/on_demand, request quota, or "
-                                 "pick a region where gpu_cluster_info reports capacity")
+                                 "pick a region where gpu_capacity_info reports capacity")
 
     def _put_pool(self, spec, pool, size, zones, mode):
         body = {"properties": self._pool_properties(spec, pool, size, zones, mode)}

@@ -147,6 +147,13 @@ class ClusterProvider(abc.ABC):
     def create_cluster(self, spec):
         """Start creating the cluster (control plane and network, not its node pools)."""
 
+    def cluster_differences(self, spec, state):
+        """Cluster fields that come from provider_options, not from ClusterSpec (the foundations: node subnet,
+        OIDC issuer, Entra ID...), compared by the provider with what it read in get_cluster. Returns
+        {field: (current, desired)} for fields in updatable_cluster_fields; a difference that cannot be
+        applied in place raises ProviderError here, so the run stops while planning, before any change."""
+        return {}
+
     def update_cluster(self, spec, changes):
         """Apply in-place changes: `changes` maps field name to (current, desired)."""
         raise NotImplementedError("%s cannot update %s in place" % (self.name, ", ".join(sorted(changes))))

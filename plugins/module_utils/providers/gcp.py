@@ -26,7 +26,9 @@ aggregated acceleratorTypes, regions).
   and service secondary ranges and the Cloud Router come from google.cloud modules; this provider puts the
   cluster on them (VPC-native ipAllocationPolicy, private nodes through networkConfig.defaultEnablePrivateNodes,
   Workload Identity) and adds a Cloud NAT named <cluster>-nat to the router (google.cloud.gcp_compute_router
-  has no `nats` option), removed again with the cluster.
+  has no `nats` option), removed again with the cluster. The NAT is checked on every run, not only at
+  creation: get_cluster reads it, cluster_differences reports it missing or translating other subnetworks
+  than provider_options.subnetwork (update_cluster field `cloud_nat`), and update_cluster puts it back.
 - Boot-time node configuration (node_config): sysctls GKE allows go to nodeConfig.linuxNodeConfig.sysctls,
   the kubelet settings its NodeKubeletConfig has to kubeletConfig, secure_boot to shieldedInstanceConfig;
   every key GKE cannot set is reported as an event naming it. Nodes are never reached by SSH.
@@ -286,6 +288,27 @@ def _last(url):
     return (url or "").rstrip("/").rsplit("/", 1)[-1]
 
 
+def _nat_sources(nat):
+    """What a Cloud NAT translates: the mode and the subnetworks with their ranges, as projects/... paths
+    (Compute answers full URLs, _nat_body writes paths), so the two compare. None for no NAT."""
+    if nat is None:
+        return None
+    subnetworks = []
+    for item in nat.get("subnetworks") or []:
+        link = item.get("name") or ""
+        link = link[link.find("projects/"):] if "projects/" in link else link
+        subnetworks.append("%s (%s)" % (link, ", ".join(sorted(item.get("sourceIpRangesToNat") or []))))
+    return {"sourceSubnetworkIpRangesToNat": nat.get("sourceSubnetworkIpRangesToNat"), "subnetworks": sorted(subnetworks)}
+
+
+def _with_sources(nat, want):
+    """`nat` translating what `want` does. Only that is put back: the NAT's other settings (static IPs,
+    ports per VM, logging) may have been tuned on purpose and stay."""
+    fixed = dict((k, v) for k, v in nat.items() if k != "subnetworks")
+    fixed.update((k, want[k]) for k in ("sourceSubnetworkIpRangesToNat", "subnetworks") if k in want)
+    return fixed
+
+
 def _gpu_from_accelerator(accelerator_type, count):
     for gpu_type, shapes in gpu_catalog.CATALOG["gcp"].items():
         if shapes and shapes[0].accelerator == accelerator_type:
@@ -306,7 +329,8 @@ class GcpProvider(ClusterProvider):
     # UpdateNodePoolRequest (v1) changes labels, taints, kubeletConfig and linuxNodeConfig in place (the
     # last two roll the nodes); setSize and setAutoscaling the counts. shieldedInstanceConfig cannot change.
     updatable_pool_fields = frozenset(["count", "min_count", "max_count", "labels", "taints", "node_config"])
-    updatable_cluster_fields = frozenset(["kubernetes_version"])
+    # cloud_nat: the Cloud NAT on provider_options.nat_router (cluster_differences), patched on the router.
+    updatable_cluster_fields = frozenset(["kubernetes_version", "cloud_nat"])
     reported_pool_fields = ("count", "min_count", "max_count", "instance_types", "zones", "gpu", "labels",
                             "taints", "capacity_type", "disk_size_gb", "image", "node_config")
     # Per GKE operation (gpu_cluster's wait_timeout defaults to it). A regional Standard cluster took 9 and
@@ -330,6 +354,8 @@ class GcpProvider(ClusterProvider):
         self._zones_cache = {}
         # Pool name -> node_config the spec asks for (known once validate() has seen the spec).
         self._wanted_node_config = {}
+        # Cluster name -> (router found, our Cloud NAT on it or None) as get_cluster last read them.
+        self._read_nat = {}
 
     # -- session, calls and errors -------------------------------------------------------------------
     @property
@@ -559,7 +585,26 @@ class GcpProvider(ClusterProvider):
                              ca_data=(raw.get("masterAuth") or {}).get("clusterCaCertificate"))
         for np in raw.get("nodePools") or []:
             state.node_pools[np["name"]] = self._pool_state(np)
+        if self.options.get("nat_router"):
+            router = self.call("GET", self._router_url(), "routers.get %s" % self.options["nat_router"], not_found=True)
+            nats = [nat for nat in (router or {}).get("nats") or [] if nat.get("name") == "%s-nat" % name]
+            self._read_nat[name] = (router is not None, nats[0] if nats else None)
         return state
+
+    def cluster_differences(self, spec, state):
+        """The cluster's Cloud NAT (as get_cluster read it) against the one _nat_body asks for: missing, or
+        translating other subnetworks or ranges, is a `cloud_nat` change that update_cluster applies. Only
+        what the NAT translates is compared; IP allocation, ports and logging someone tuned are kept."""
+        if not self.options.get("nat_router") or spec.name not in self._read_nat:
+            return {}
+        found, nat = self._read_nat[spec.name]
+        if not found:
+            raise SpecError("provider_options.nat_router", "Cloud Router %s does not exist in %s/%s, so cluster %s "
+                            "has no Cloud NAT" % (self.options["nat_router"], self.project, self.region, spec.name),
+                            hint="run playbooks/foundations.yml (it creates the router), or name an existing "
+                                 "router, or leave nat_router unset when the nodes have another way out")
+        have, want = _nat_sources(nat), _nat_sources(self._nat_body(spec.name))
+        return {} if have == want else {"cloud_nat": (have, want)}
 
     def _pool_state(self, np):
         config = np.get("config") or {}
@@ -717,7 +762,7 @@ class GcpProvider(ClusterProvider):
             zones = self._gpu_zones(accelerator).get(self.region) if accelerator else None
             if not zones:
                 raise ProviderError("%s is not offered in any zone of %s" % (pool.gpu.type, self.region),
-                                    code="GPU_NOT_OFFERED", hint="choose another region (gpu_cluster_info lists offers)")
+                                    code="GPU_NOT_OFFERED", hint="choose another region (gpu_capacity_info lists offers)")
             return zones
         return self._region_zones()[:1]
 
@@ -801,15 +846,25 @@ class GcpProvider(ClusterProvider):
                                 code=errors[0].get("code"), hint=HINTS.get(errors[0].get("code")))
 
     def _ensure_nat(self, cluster):
-        """Add Cloud NAT <cluster>-nat to the router (egress for private nodes); a no-op when it is there."""
+        """Cloud NAT <cluster>-nat on the router (egress for private nodes): added when missing, its source
+        subnetworks set back when they drifted; a no-op when it is as _nat_body says."""
         router = self.call("GET", self._router_url(), "routers.get %s" % self.options["nat_router"])
         nats = list(router.get("nats") or [])
-        name = "%s-nat" % cluster
-        if any(nat.get("name") == name for nat in nats):
+        want = self._nat_body(cluster)
+        name = want["name"]
+        mine = [i for i, nat in enumerate(nats) if nat.get("name") == name]
+        if not mine:
+            self._patch_router_nats(router, nats + [want], "add Cloud NAT %s" % name)
+            self.record("cluster/%s: added Cloud NAT %s to router %s (egress for private nodes)"
+                        % (cluster, name, router["name"]))
             return
-        self._patch_router_nats(router, nats + [self._nat_body(cluster)], "add Cloud NAT %s" % name)
-        self.record("cluster/%s: added Cloud NAT %s to router %s (egress for private nodes)"
-                    % (cluster, name, router["name"]))
+        have = nats[mine[0]]
+        if _nat_sources(have) == _nat_sources(want):
+            return
+        nats[mine[0]] = _with_sources(have, want)
+        self._patch_router_nats(router, nats, "fix Cloud NAT %s" % name)
+        self.record("cluster/%s: Cloud NAT %s on router %s translated %s; set back to %s"
+                    % (cluster, name, router["name"], _nat_sources(have), _nat_sources(want)))
 
     def _remove_nat(self, cluster):
         """Remove the Cloud NAT this provider added for `cluster`; other NATs on the router stay."""
@@ -825,10 +880,13 @@ class GcpProvider(ClusterProvider):
         unsupported = set(changes) - self.updatable_cluster_fields
         if unsupported:
             raise ProviderError("gcp provider cannot change %s in place" % ", ".join(sorted(unsupported)))
-        self._settle(spec.name)
-        op = self.call("PUT", self._cluster_url(spec.name), "clusters.update %s" % spec.name,
-                       body={"update": {"desiredMasterVersion": changes["kubernetes_version"][1]}})
-        self._start(spec.name, op)
+        if "cloud_nat" in changes:
+            self._ensure_nat(spec.name)  # the router's, not the cluster's: no GKE operation to wait for
+        if "kubernetes_version" in changes:
+            self._settle(spec.name)
+            op = self.call("PUT", self._cluster_url(spec.name), "clusters.update %s" % spec.name,
+                           body={"update": {"desiredMasterVersion": changes["kubernetes_version"][1]}})
+            self._start(spec.name, op)
 
     def delete_cluster(self, name):
         self._settle(name)
@@ -891,7 +949,7 @@ class GcpProvider(ClusterProvider):
         raise ProviderError("no capacity for %s: %s" % (target, "; ".join(failures)),
                             code=failures[-1].rsplit(": ", 1)[1] if failures else None,
                             hint="add zones or instance_types to the pool, use capacity_type spot/on_demand, "
-                                 "or another region (gpu_cluster_info lists GPU offers and quotas)")
+                                 "or another region (gpu_capacity_info lists GPU offers and quotas)")
 
     def update_node_pool(self, spec, pool, changes):
         unsupported = set(changes) - self.updatable_pool_fields

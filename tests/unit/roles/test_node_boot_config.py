@@ -34,7 +34,8 @@ def rendered(tmp_path_factory):
         out = work / (provider + ".json")
         run = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", str(work / "play.yml"),
                               "-e", "provider=%s out=%s ansible_python_interpreter=%s" % (provider, out, sys.executable),
-                              "-e", "node_boot_config_aws_bundle_s3_uri=s3://bucket/llmops/bundle.tar.gz"],
+                              "-e", "node_boot_config_aws_bundle_s3_uri=s3://bucket/llmops/bundle.tar.gz",
+                              "-e", "node_boot_config_aws_bundle_sha256=" + "ab" * 32],
                              capture_output=True, text=True, cwd=str(ROOT), check=False)
         assert run.returncode == 0, run.stdout[-3000:]
         result[provider] = {p["name"]: p for p in json.loads(out.read_text())}
@@ -87,5 +88,15 @@ def test_eks_user_data_is_mime_with_nodeadm_and_the_role(rendered):
     assert nodeconfig["kind"] == "NodeConfig" and nodeconfig["apiVersion"] == "node.eks.aws/v1alpha1"
     assert nodeconfig["spec"]["kubelet"]["config"] == HARDENING["node_hardening_kubelet"]
     cloud = yaml.safe_load(parts["text/cloud-config"])
-    assert "s3://bucket/llmops/bundle.tar.gz" in cloud["runcmd"][0][2]
-    assert cloud["runcmd"][1][-1] == "/etc/llmops/boot/node.yml"
+    assert cloud["runcmd"] == [["sh", "/etc/llmops/boot/first-boot.sh"]]
+    files = {f["path"]: f for f in cloud["write_files"]}
+    script = files["/etc/llmops/boot/first-boot.sh"]["content"]
+    assert files["/etc/llmops/boot/first-boot.sh"]["permissions"] == "0700"
+    # Verified before it is extracted; the playbook runs last and its output goes to the boot log.
+    assert script.index("s3://bucket/llmops/bundle.tar.gz") < script.index("sha256sum -c") < script.index("tar -xzf")
+    assert ("ab" * 32 + "  /opt/llmops/bundle.tar.gz") in script and "LOG=/var/log/llmops-boot.log" in script
+    assert script.rstrip().splitlines()[-3].endswith("/etc/llmops/boot/node.yml")
+    # Fail closed: kubelet waits for the marker the script writes only after the playbook succeeded.
+    dropin = files["/etc/systemd/system/kubelet.service.d/90-llmops-boot.conf"]["content"]
+    assert "ConditionPathExists=/var/lib/llmops/boot-ok" in dropin
+    assert script.index("node.yml") < script.index("touch /var/lib/llmops/boot-ok")

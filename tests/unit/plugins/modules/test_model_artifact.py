@@ -183,6 +183,17 @@ def test_bad_key_file_names_the_field(lab, run_module):
     assert result.failed and result["msg"].startswith("encryption.key_file:")
 
 
+@pytest.mark.parametrize("mode, extra, field", [
+    ("push", {"path": None}, "path"),
+    ("pull", {"path": ""}, "path"),
+    ("replicate", {}, "target_store"),
+])
+def test_options_a_mode_needs_are_named(lab, run_module, mode, extra, field):
+    result = run_module(model_artifact.main, args(lab, mode, **extra))
+    assert result.failed and result["msg"] == "%s: is required with mode=%s" % (field, mode)
+    assert not os.path.exists(lab["store"]), "nothing was written"
+
+
 def test_s3_and_kms_end_to_end_against_moto(lab, run_module, aws_backend, monkeypatch):
     for var, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
         monkeypatch.setenv(var, value)

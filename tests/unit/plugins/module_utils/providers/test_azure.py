@@ -17,7 +17,7 @@ import inspect
 
 import pytest
 
-from azure_fixture_server import FixtureServer, azure_harness
+from azure_fixture_server import azure_harness
 
 from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import parse_cluster_spec
 from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError, WaitTimeout
@@ -28,24 +28,8 @@ from ansible_collections.llmops.platform.plugins.module_utils.reconcile import a
 
 CLUSTER = "llmops-ut"
 GPU_POOL = {"name": "gpu", "count": 1, "gpu": {"type": "nvidia-t4"}, "labels": {"role": "gpu"}}
-AZURE_ENV = ("AZURE_SUBSCRIPTION_ID", "AZURE_CLIENT_ID", "AZURE_SECRET", "AZURE_CLIENT_SECRET", "AZURE_TENANT",
-             "AZURE_TENANT_ID")
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    for name in AZURE_ENV:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def server(tmp_path):
-    srv = FixtureServer(str(tmp_path))
-    yield srv
-    try:
-        srv.verify()
-    finally:
-        srv.close()
+# `server` and `clean_azure_env` come from conftest.py in this directory.
+pytestmark = pytest.mark.usefixtures("clean_azure_env")
 
 
 @pytest.fixture
@@ -363,4 +347,7 @@ def test_fields_the_interface_promises():
     assert not inspect.isabstract(AzureProvider)
     assert AzureProvider.updatable_pool_fields == frozenset(["count", "min_count", "max_count", "labels", "taints"])
     assert set(AzureProvider.updatable_pool_fields) <= set(AzureProvider.reported_pool_fields)
-    assert AzureProvider.updatable_cluster_fields == frozenset(["kubernetes_version"])
+    assert AzureProvider.updatable_cluster_fields == frozenset(["kubernetes_version"]) | azure_mod.FOUNDATION_IN_PLACE
+    assert azure_mod.FOUNDATION_IN_PLACE == frozenset(["oidc_issuer", "workload_identity", "aad_managed",
+                                                       "admin_group_object_ids", "azure_rbac", "tenant_id",
+                                                       "disable_local_accounts"])

@@ -19,15 +19,16 @@ import re
 
 import pytest
 
-from azure_fixture_server import FixtureServer, body_model
+from azure_fixture_server import body_model
 from schema_check import azure_body_problems
 
 from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import parse_cluster_spec
-from ansible_collections.llmops.platform.plugins.module_utils.errors import SpecError, WaitTimeout
+from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError, WaitTimeout
 from ansible_collections.llmops.platform.plugins.module_utils.providers import azure as azure_mod
 from ansible_collections.llmops.platform.plugins.module_utils.providers.azure import AzureProvider
 from ansible_collections.llmops.platform.plugins.module_utils.providers.base import ClusterProvider
-from ansible_collections.llmops.platform.plugins.module_utils.reconcile import plan_present
+from ansible_collections.llmops.platform.plugins.module_utils.reconcile import apply_plan, plan_present
+from ansible_collections.llmops.platform.plugins.modules import gpu_cluster
 
 CLUSTER = "llmops-ut"
 SUBNET = ("/subscriptions/00000000-0000-0000-0000-00000000abcd/resourceGroups/llmops-ut-rg/providers/"
@@ -46,23 +47,8 @@ GPU_POOL = {"name": "gpu", "count": 1, "min_count": 1, "max_count": 4, "gpu": {"
             "labels": {"role": "gpu"}, "node_config": NODE_CONFIG}
 FOUNDATION_OPTIONS = {"vnet_subnet_id": SUBNET, "pod_cidr": "192.168.0.0/16", "admin_group_object_ids": [GROUP]}
 DOCS = pathlib.Path(__file__).resolve().parents[5] / "docs" / "clouds.md"
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_CLIENT_ID", "AZURE_SECRET", "AZURE_CLIENT_SECRET", "AZURE_TENANT",
-                 "AZURE_TENANT_ID"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def server(tmp_path):
-    srv = FixtureServer(str(tmp_path))
-    yield srv
-    try:
-        srv.verify()
-    finally:
-        srv.close()
+# `server` and `clean_azure_env` come from conftest.py in this directory.
+pytestmark = pytest.mark.usefixtures("clean_azure_env")
 
 
 def spec_of(*pools):
@@ -78,6 +64,136 @@ def test_cluster_is_created_in_the_foundation_subnet_with_oidc_workload_identity
     assert sent["aadProfile"] == {"managed": True, "adminGroupObjectIDs": [GROUP], "enableAzureRBAC": True}
     assert sent["disableLocalAccounts"] is True
     assert sent["agentPoolProfiles"][0]["vnetSubnetID"] == SUBNET
+
+
+# -- foundations on an existing cluster: drift ----------------------------------------------------------------
+PLAIN_POOL = {"name": "gpu", "count": 1, "gpu": {"type": "nvidia-t4"}, "labels": {"role": "gpu"}}
+OTHER_SUBNET = SUBNET.replace("/subnets/nodes", "/subnets/gpu-nodes")
+
+
+def test_foundation_fields_aks_can_change_are_planned_then_updated_in_place(server):
+    server.play("cluster_before_foundations")
+    provider = AzureProvider(server.provider_options(admin_group_object_ids=[GROUP], check_sku_availability=False))
+    spec = spec_of(PLAIN_POOL)
+    provider.validate(spec)
+    plan = plan_present(spec, provider.get_cluster(CLUSTER), provider)
+    # What check mode returns: the plan, with nothing but the read sent.
+    assert plan.describe() == [
+        "update_cluster cluster/llmops-ut (aad_managed: None -> True, admin_group_object_ids: None -> ['%s'], "
+        "azure_rbac: None -> True, disable_local_accounts: False -> True, oidc_issuer: False -> True, "
+        "workload_identity: None -> True)" % GROUP]
+    assert not plan.not_updatable and [p["method"] for p in server.played] == ["GET"]
+
+    server.play("update_cluster_foundations")
+    apply_plan(plan, spec, provider)
+    sent = [p for p in server.played if p["method"] == "PUT"][0]["body"]["properties"]
+    assert sent["aadProfile"] == {"managed": True, "adminGroupObjectIDs": [GROUP], "enableAzureRBAC": True}
+    assert (sent["oidcIssuerProfile"], sent["securityProfile"], sent["disableLocalAccounts"]) == (
+        {"enabled": True}, {"workloadIdentity": {"enabled": True}}, True)
+    # The rest of the cluster went back as it was read (a PUT replaces the whole managed cluster).
+    assert sent["networkProfile"]["podCidr"] == "10.244.0.0/16" and len(sent["agentPoolProfiles"]) == 2
+
+
+@pytest.mark.parametrize("options, changes", [
+    # Another admin group, Azure RBAC off, local accounts allowed again: each is its own change.
+    ({"admin_group_object_ids": ["5f6e7d8c-9b0a-4132-a5b6-c7d8e9f0a1b2"], "azure_rbac": False,
+      "disable_local_accounts": False}, ["admin_group_object_ids", "azure_rbac", "disable_local_accounts"]),
+    # Group IDs and subnet IDs are compared as ARM compares them: case does not matter.
+    ({"admin_group_object_ids": [GROUP.upper()], "vnet_subnet_id": SUBNET.upper()}, []),
+    ({"workload_identity": False, "oidc_issuer": False}, ["workload_identity"]),
+])
+def test_only_the_foundation_fields_that_differ_are_changed(server, options, changes):
+    server.play("cluster_running_node_config")
+    provider = AzureProvider(server.provider_options(**dict(FOUNDATION_OPTIONS, **options)))
+    spec = spec_of(dict(PLAIN_POOL, count=3))
+    plan = plan_present(spec, provider.get_cluster(CLUSTER), provider)
+    assert sorted(k for a in plan.actions for k in a.changes) == changes
+    if options.get("oidc_issuer") is False:
+        # AKS has no way to turn the issuer off: said, not planned, not silently ignored.
+        assert provider.events == ["cluster/llmops-ut: provider_options.oidc_issuer is false, but AKS cannot turn "
+                                   "the OIDC issuer off once it is on; it stays on"]
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"vnet_subnet_id": OTHER_SUBNET},
+     ["provider_options.vnet_subnet_id (agent pool gpu vnetSubnetID) is '%s', the inventory wants '%s'" % (SUBNET, OTHER_SUBNET),
+      "agent pool system vnetSubnetID", "recreate agent pool gpu in the wanted subnet",
+      "recreate the cluster (its System pool system is made by the provider)"]),
+    ({"pod_cidr": "172.16.0.0/16"},
+     ["provider_options.pod_cidr (networkProfile.podCidr) is '192.168.0.0/16', the inventory wants '172.16.0.0/16'",
+      "recreate the cluster (playbooks/teardown.yml, then provision)"]),
+    ({"network_plugin": "kubenet", "network_plugin_mode": "dynamic"},
+     ["provider_options.network_plugin (networkProfile.networkPlugin) is 'azure', the inventory wants 'kubenet'",
+      "provider_options.network_plugin_mode (networkProfile.networkPluginMode) is 'overlay'"]),
+])
+def test_foundation_fields_fixed_at_creation_fail_before_any_change(server, options, words):
+    server.play("cluster_running_node_config")
+    # An in-place change is wanted too (another admin group): it must not be made half-way either.
+    provider = AzureProvider(server.provider_options(**dict(
+        FOUNDATION_OPTIONS, admin_group_object_ids=["5f6e7d8c-9b0a-4132-a5b6-c7d8e9f0a1b2"], **options)))
+    spec = spec_of(PLAIN_POOL)
+    state = provider.get_cluster(CLUSTER)
+    with pytest.raises(ProviderError) as err:
+        plan_present(spec, state, provider)
+    text = str(err.value)
+    for word in words + ["nothing was changed", "or set the option back to what the cluster has"]:
+        assert word in text
+    assert [p["method"] for p in server.played] == ["GET"]  # plan time: nothing was sent but the read
+
+
+def test_a_misspelled_foundation_field_fails_the_schema_check(server, monkeypatch):
+    """Mutation: Azure RBAC sent as enableAzureRbac (the REST name is enableAzureRBAC). The fixture is made not to
+    mention it, so only the check against the SDK's ManagedCluster model can catch it."""
+    fields = tuple((key, ("aadProfile", "enableAzureRbac") if key == "azure_rbac" else path, in_place)
+                   for key, path, in_place in azure_mod.FOUNDATION_FIELDS)
+    monkeypatch.setattr(azure_mod, "FOUNDATION_FIELDS", fields)
+    server.play("cluster_before_foundations", "update_cluster_foundations")
+    for exchange in server.exchanges:
+        if exchange["request"]["method"] == "PUT":
+            del exchange["request"]["json"]["properties"]["aadProfile"]["enableAzureRBAC"]
+    provider = AzureProvider(server.provider_options(admin_group_object_ids=[GROUP]))
+    spec = spec_of(PLAIN_POOL)
+    apply_plan(plan_present(spec, provider.get_cluster(CLUSTER), provider), spec, provider)
+    problems = server.schema_problems()
+    assert len(problems) == 1 and "properties.aadProfile.enableAzureRbac: not a field of" in problems[0]
+    server.played[:] = [p for p in server.played if p["body"] is None]  # the mutation is proven; let teardown pass
+
+
+def test_gpu_cluster_in_check_mode_reports_the_foundation_update_and_sends_no_change(server, run_module):
+    server.play("cluster_before_foundations", "list_nodes_2")
+    args = {"provider": "azure", "name": CLUSTER, "region": "eastus", "node_pools": [PLAIN_POOL],
+            "provider_options": server.provider_options(admin_group_object_ids=[GROUP], check_sku_availability=False)}
+    result = run_module(gpu_cluster.main, args, check_mode=True)
+    assert not result.failed and result["changed"]
+    assert result["actions"] == ["update_cluster cluster/llmops-ut (aad_managed: None -> True, admin_group_object_ids: "
+                                 "None -> ['%s'], azure_rbac: None -> True, disable_local_accounts: False -> True, "
+                                 "oidc_issuer: False -> True, workload_identity: None -> True)" % GROUP]
+    assert set(p["method"] for p in server.played) == {"GET"}
+
+
+def test_gpu_cluster_fails_on_a_foundation_field_fixed_at_creation_naming_it(server, run_module):
+    server.play("cluster_running_node_config")
+    args = {"provider": "azure", "name": CLUSTER, "region": "eastus", "node_pools": [dict(PLAIN_POOL, count=3)],
+            "provider_options": server.provider_options(**dict(FOUNDATION_OPTIONS, vnet_subnet_id=OTHER_SUBNET,
+                                                               check_sku_availability=False))}
+    result = run_module(gpu_cluster.main, args)
+    assert result.failed
+    assert "provider_options.vnet_subnet_id (agent pool gpu vnetSubnetID)" in result["msg"]
+    assert "recreate agent pool gpu in the wanted subnet" in result["msg"]
+    assert [p["method"] for p in server.played] == ["GET"]
+
+
+@pytest.mark.parametrize("groups, field", [
+    ([""], "provider_options.admin_group_object_ids[0]"),
+    ([GROUP, "llmops-dev-admins"], "provider_options.admin_group_object_ids[1]"),
+    (GROUP, "provider_options.admin_group_object_ids"),
+])
+def test_admin_groups_must_be_object_ids(groups, field):
+    options = {"subscription_id": "s", "resource_group": "rg", "access_token": "t", "admin_group_object_ids": groups}
+    with pytest.raises(SpecError) as err:
+        AzureProvider(options).validate(spec_of(PLAIN_POOL))
+    assert err.value.field == field
+    assert "GUID" in str(err.value) or "list" in str(err.value)
 
 
 # -- node_config on AKS -------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ order, checks method, path, query, JSON body and the bearer token of every reque
 on any request it did not expect or any exchange left unused.
 """
 import pytest
+import schema_check
 
 from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import parse_cluster_spec
 from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError, WaitTimeout
@@ -315,7 +316,7 @@ def test_interface_declarations():
     # Above GKE's cluster creation times and its 35-minute wait before it reports GCE_STOCKOUT.
     assert gcp.GcpProvider.default_wait_timeout >= 35 * 60 + 600
     assert set(gcp.GcpProvider.updatable_pool_fields) <= set(gcp.GcpProvider.reported_pool_fields)
-    assert gcp.GcpProvider.updatable_cluster_fields == frozenset(["kubernetes_version"])
+    assert gcp.GcpProvider.updatable_cluster_fields == frozenset(["kubernetes_version", "cloud_nat"])
 
 
 # -- issue 13: quota 403, honest waits, foundations, node_config, autoscaling -----------------------------
@@ -395,6 +396,57 @@ def test_foundations_private_nodes_workload_identity_nat_and_node_config(request
         in provider.events
     provider.delete_cluster("llmops-dev")
     assert provider.events[-1] == "cluster/llmops-dev: removed Cloud NAT llmops-dev-nat from router llmops-dev-router"
+
+
+NODES_SUBNET = "projects/llmops-test/regions/us-central1/subnetworks/llmops-dev-nodes (ALL_IP_RANGES)"
+
+
+def test_cloud_nat_missing_on_an_existing_cluster_is_planned_then_added(request):
+    """The cluster predates nat_router (or its NAT was deleted by hand): every run checks the NAT, not only
+    create_cluster. Planning (all check mode does) only reads; apply adds it; read back, nothing differs."""
+    provider, server = start_scenario(request, "nat_missing_on_existing_cluster", **FOUNDATION_OPTIONS)
+    spec = system_only_spec()
+    plan = plan_present(spec, provider.get_cluster(spec.name), provider)
+    want = {"sourceSubnetworkIpRangesToNat": "LIST_OF_SUBNETWORKS", "subnetworks": [NODES_SUBNET]}
+    assert plan.describe() == ["update_cluster cluster/llmops-dev (cloud_nat: None -> %r)" % want]
+    assert [m for m, dummy, dummy2, dummy3 in server.seen] == ["GET", "GET"], "planning must not change anything"
+    apply_plan(plan, spec, provider)
+    assert provider.events == ["cluster/llmops-dev: added Cloud NAT llmops-dev-nat to router llmops-dev-router "
+                               "(egress for private nodes)"]
+    patched = [body for method, dummy, dummy2, body in server.seen if method == "PATCH"]
+    assert len(patched) == 1 and [n["name"] for n in patched[0]["nats"]] == ["shared-nat", "llmops-dev-nat"]
+    again = plan_present(spec, provider.get_cluster(spec.name), provider)
+    assert not again.changed, again.describe()
+
+
+def test_cloud_nat_drift_is_set_back_and_hand_tuned_settings_kept(request):
+    provider, server = start_scenario(request, "nat_drifted", **FOUNDATION_OPTIONS)
+    spec = system_only_spec()
+    plan = plan_present(spec, provider.get_cluster(spec.name), provider)
+    [action] = plan.actions
+    have, want = action.changes["cloud_nat"]
+    assert have["subnetworks"] == [
+        "projects/llmops-test/regions/us-central1/subnetworks/batch (ALL_IP_RANGES)",
+        "projects/llmops-test/regions/us-central1/subnetworks/llmops-dev-nodes (PRIMARY_IP_RANGE)"]
+    assert want["subnetworks"] == [NODES_SUBNET]
+    apply_plan(plan, spec, provider)
+    [body] = [body for method, dummy, dummy2, body in server.seen if method == "PATCH"]
+    ours = body["nats"][0]
+    assert ours["natIpAllocateOption"] == "MANUAL_ONLY" and ours["natIps"] and ours["minPortsPerVm"] == 128
+    assert body["nats"][1]["name"] == "shared-nat"
+    assert "set back to" in provider.events[-1]
+    assert schema_check.discovery_request_problems(
+        schema_check.load_discovery("compute.v1"), "PATCH",
+        "/compute/v1/projects/llmops-test/regions/us-central1/routers/llmops-dev-router", body) == []
+
+
+def test_nat_router_that_does_not_exist_names_the_option(request):
+    provider, server = start_scenario(request, "nat_router_missing", **FOUNDATION_OPTIONS)
+    spec = system_only_spec()
+    state = provider.get_cluster(spec.name)
+    with pytest.raises(SpecError) as err:
+        plan_present(spec, state, provider)
+    assert err.value.field == "provider_options.nat_router" and "foundations.yml" in str(err.value)
 
 
 def test_node_config_drift_is_updated_in_place(request):

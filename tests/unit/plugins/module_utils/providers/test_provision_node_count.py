@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import yaml
+from recap import changed_per_host
 
 ROOT = pathlib.Path(__file__).resolve().parents[5]
 CLUSTER = "llmops-count"
@@ -60,11 +61,11 @@ def test_override_sets_the_floor_of_a_bounded_gpu_pool_and_can_be_undone(aws_bac
         # Above the bounds: the maximum follows.
         out = _provision(inventory, aws_backend, "llmops_gpu_node_count=4")
         assert _scaling(aws_backend, "gpu") == {"minSize": 4, "maxSize": 4, "desiredSize": 4}
-        assert "changed=1" in out
+        assert changed_per_host(out) == {"localhost": 1}
 
         # The same answer again changes nothing.
         again = _provision(inventory, aws_backend, "llmops_gpu_node_count=4")
-        assert "changed=0" in again, again[-2000:]
+        assert changed_per_host(again) == {"localhost": 0}, again[-2000:]
 
         # Empty (the survey left blank): the inventory's bounds and count are back.
         _provision(inventory, aws_backend, "llmops_gpu_node_count=")
