@@ -46,12 +46,7 @@ try:
 except ImportError:  # pragma: no cover
     HAS_REQUESTS = False
 
-try:
-    from azure.identity import ClientSecretCredential, DefaultAzureCredential
-    HAS_AZURE_IDENTITY = True
-except ImportError:  # pragma: no cover
-    HAS_AZURE_IDENTITY = False
-
+from ansible_collections.llmops.platform.plugins.module_utils import azure_auth
 from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError
 from ansible_collections.llmops.platform.plugins.module_utils.objectstore import ResumableDownloadStore, md5_of_file
 from ansible_collections.llmops.platform.plugins.module_utils.retry import call_with_retry
@@ -91,43 +86,15 @@ def _b64md5(data):
     return base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
 
 
-class _StaticToken(object):
-    """A token obtained elsewhere (store.access_token)."""
-
-    def __init__(self, token):
-        self.token = token
-
-    def get_token(self, *scopes, **kwargs):  # pylint: disable=unused-argument
-        return _Token(self.token, int(time.time()) + 3600)
-
-
-class _Token(object):
-    def __init__(self, token, expires_on):
-        self.token, self.expires_on = token, expires_on
-
-
-def _env(*names):
-    for name in names:
-        if os.environ.get(name):
-            return os.environ[name]
-    return None
-
-
 def default_credential():
-    """Service principal from the AWX-style environment, else DefaultAzureCredential."""
-    if not HAS_AZURE_IDENTITY:
+    """Service principal from the AWX-style environment, else DefaultAzureCredential (azure_auth)."""
+    if not azure_auth.HAS_AZURE_IDENTITY:
         raise ProviderError("Azure Blob storage with Entra ID needs azure-identity",
                             hint="pip install azure-identity (see requirements/controller.txt), or use store.sas_token")
-    client_id = _env("AZURE_CLIENT_ID")
-    secret = _env("AZURE_SECRET", "AZURE_CLIENT_SECRET")
-    tenant = _env("AZURE_TENANT", "AZURE_TENANT_ID")
-    if secret or tenant:
-        if not (client_id and secret and tenant):
-            raise SpecError("store", "a service principal needs AZURE_CLIENT_ID, AZURE_SECRET and AZURE_TENANT",
-                            hint="set all three (the AWX 'Microsoft Azure Resource Manager' credential does), or none "
-                                 "of them to use a managed identity or az login")
-        return ClientSecretCredential(tenant, client_id, secret)
-    return DefaultAzureCredential(**({"managed_identity_client_id": client_id} if client_id else {}))
+    return azure_auth.azure_credential(azure_auth.service_principal(), lambda missing: SpecError(
+        "store", "a service principal needs AZURE_CLIENT_ID, AZURE_SECRET and AZURE_TENANT",
+        hint="set all three (the AWX 'Microsoft Azure Resource Manager' credential does), or none "
+             "of them to use a managed identity or az login"))
 
 
 class AzureBlobStore(ResumableDownloadStore):
@@ -147,7 +114,7 @@ class AzureBlobStore(ResumableDownloadStore):
             raise SpecError("store.endpoint_url", "must be https (tokens and SAS never travel in clear text), got %s"
                             % self.endpoint)
         self.sas = (sas_token or "").lstrip("?")
-        self._credential = credential if credential is not None else (_StaticToken(access_token) if access_token else None)
+        self._credential = credential if credential is not None else (azure_auth.StaticTokenCredential(access_token) if access_token else None)
         self._token = None
         self.verify = verify
         self.block_size, self.single_put_limit = block_size, single_put_limit

@@ -33,17 +33,8 @@ try:
 except ImportError:  # pragma: no cover - Python 2
     from urllib import quote
 
-try:
-    import google.auth
-    import google.auth.exceptions
-    from google.auth.transport.requests import AuthorizedSession
-    from google.oauth2 import credentials as oauth2_credentials
-    from google.oauth2 import service_account
-    import requests
-    HAS_GOOGLE_AUTH = True
-except ImportError:  # pragma: no cover - exercised only where google-auth is missing
-    HAS_GOOGLE_AUTH = False
-
+from ansible_collections.llmops.platform.plugins.module_utils import gcp_auth
+from ansible_collections.llmops.platform.plugins.module_utils.gcp_auth import GoogleAuthError, requests
 from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError
 from ansible_collections.llmops.platform.plugins.module_utils.objectstore import ResumableDownloadStore, md5_of_file
 from ansible_collections.llmops.platform.plugins.module_utils.retry import call_with_retry
@@ -67,8 +58,8 @@ class GcsError(Exception):
 
 
 def _transient(exc):
-    if HAS_GOOGLE_AUTH and isinstance(exc, (requests.ConnectionError, requests.Timeout,
-                                            requests.exceptions.ChunkedEncodingError)):
+    if gcp_auth.HAS_GOOGLE_AUTH and isinstance(exc, (requests.ConnectionError, requests.Timeout,
+                                                     requests.exceptions.ChunkedEncodingError)):
         return True
     return isinstance(exc, GcsError) and (exc.status in (408, 429) or exc.status >= 500)
 
@@ -81,9 +72,8 @@ class GcsStore(ResumableDownloadStore):
     def __init__(self, bucket, prefix="", access_token=None, service_account_file=None, endpoint_url=None,
                  chunk_size=16 * 1024 * 1024, multipart_limit=8 * 1024 * 1024, retry_attempts=6,
                  retry_base_delay=1.0, timeout=120):
-        if not HAS_GOOGLE_AUTH:
-            raise ProviderError("GCS storage needs google-auth and requests",
-                                hint="pip install google-auth requests (see requirements/controller.txt)")
+        if not gcp_auth.HAS_GOOGLE_AUTH:
+            raise ProviderError("GCS storage needs google-auth and requests", hint=gcp_auth.INSTALL_HINT)
         if chunk_size % QUANTUM:
             raise SpecError("store.chunk_size", "must be a multiple of 256 KiB for GCS resumable uploads")
         self.bucket, self.prefix = bucket, (prefix or "").strip("/")
@@ -98,26 +88,18 @@ class GcsStore(ResumableDownloadStore):
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _credentials(self):
-        if self._access_token:
-            return oauth2_credentials.Credentials(token=self._access_token)
-        if self._service_account_file:
-            try:
-                return service_account.Credentials.from_service_account_file(self._service_account_file, scopes=SCOPES)
-            except (IOError, OSError, ValueError) as exc:
-                raise SpecError("store.service_account_file", "cannot load %s: %s" % (self._service_account_file, exc),
-                                hint="a service account JSON key file")
-        try:
-            credentials, dummy = google.auth.default(scopes=SCOPES)
-        except google.auth.exceptions.DefaultCredentialsError:
-            raise SpecError("store", "no Google credentials were found for %s" % self.describe(),
-                            hint="set store.service_account_file or GOOGLE_APPLICATION_CREDENTIALS, run on GCE/GKE "
-                                 "with a service account, or attach the AWX 'Google Compute Engine' credential")
-        return credentials
+        return gcp_auth.google_credentials(
+            SCOPES, self._access_token, self._service_account_file, file_field="store",
+            file_hint="a service account JSON key file",
+            no_credentials=SpecError("store", "no Google credentials were found for %s" % self.describe(),
+                                     hint="set store.service_account_file or GOOGLE_APPLICATION_CREDENTIALS, run on "
+                                          "GCE/GKE with a service account, or attach the AWX 'Google Compute Engine' "
+                                          "credential"))
 
     @property
     def session(self):
         if self._session is None:
-            self._session = AuthorizedSession(self._credentials())
+            self._session = gcp_auth.authorized_session("GCS storage", self._credentials)
         return self._session
 
     def _name(self, key):
@@ -133,7 +115,7 @@ class GcsStore(ResumableDownloadStore):
         kwargs.setdefault("timeout", self.timeout)
         try:
             response = self.session.request(method, url, **kwargs)
-        except google.auth.exceptions.GoogleAuthError as exc:
+        except GoogleAuthError as exc:
             # RefreshError (token refused or not refreshable), TransportError (metadata server unreachable).
             raise ProviderError("cannot get a Google access token for %s: %s" % (self.describe(), exc),
                                 code="UNAUTHENTICATED", hint=HINTS[401])

@@ -1,9 +1,11 @@
 """Encrypted weights: format checks, the CLI, and server start-up with good/wrong key and tampered files."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,6 +14,30 @@ from conftest import KEYS, ServerProcess, base_env
 from llmops_serving import crypto
 
 AUTH = {"Authorization": f"Bearer {KEYS['alice']}"}
+# The format's shared vectors, outside both packages: the collection's tests read the same file
+# (tests/unit/plugins/module_utils/test_envelope.py). Spec: docs/encryption.md.
+VECTORS = json.loads((Path(__file__).resolve().parents[2] / "tests" / "vectors" / "encryption.json").read_text())
+
+
+def by_name(vectors):
+    return pytest.mark.parametrize("vector", vectors, ids=[v["name"] for v in vectors])
+
+
+@by_name(VECTORS["valid"])
+def test_crypto_vector_decrypts_and_encrypts_to_the_same_bytes(vector):
+    key, plaintext = bytes.fromhex(vector["key"]), bytes.fromhex(vector["plaintext"])
+    assert crypto.decrypt_bytes(bytes.fromhex(vector["ciphertext"]), key, vector["context"]) == plaintext
+    sealed = crypto.encrypt_bytes(plaintext, key, vector["context"], chunk_size=vector["chunk_size"],
+                                  nonce_prefix=bytes.fromhex(vector["nonce_prefix"]))
+    assert sealed.hex() == vector["ciphertext"]
+
+
+@by_name(VECTORS["invalid"] + VECTORS["legacy_llma1"]["vectors"])
+def test_crypto_vector_is_refused(vector):
+    # The image never read the collection's legacy LLMA1 blobs (model_artifact decrypts those
+    # itself), so it refuses them as it refuses every broken LLMOPSE1 file.
+    with pytest.raises(crypto.WeightsDecryptionError):
+        crypto.decrypt_bytes(bytes.fromhex(vector["ciphertext"]), bytes.fromhex(vector["key"]), vector["context"])
 
 
 def test_roundtrip_chunked_and_tamper_detection():

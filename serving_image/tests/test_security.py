@@ -273,14 +273,14 @@ def test_pii_reject_on_server(start_server):
 
 
 def test_completion_pii_streaming_buffer():
-    from llmops_serving.app import _CompletionPII
+    from llmops_serving.routes.completions import CompletionPII
     from llmops_serving.metrics import Metrics
 
     class St:
         settings = Settings(pii_mode="redact")
         metrics = Metrics()
 
-    c = _CompletionPII(St())
+    c = CompletionPII(St())
     out = c.feed(0, "mail jo", False) + c.feed(0, "e@exam", False) + c.feed(0, "ple.com\nnext ", False)
     out += c.feed(0, "line", True)
     assert out == "mail [REDACTED]\nnext line"

@@ -13,7 +13,7 @@ import pytest
 
 import schema_check
 from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import parse_cluster_spec
-from ansible_collections.llmops.platform.plugins.module_utils.providers import gcp
+from ansible_collections.llmops.platform.plugins.module_utils.providers import gcp, gcp_translate
 
 FIXTURES = pathlib.Path(__file__).resolve().parent / "plugins" / "module_utils" / "providers" / "fixtures" / "gcp"
 CONTAINER = schema_check.load_discovery("container.v1")
@@ -91,7 +91,7 @@ def test_cloud_nat_set_back_on_an_existing_router_fits_router_patch():
     """The drift fix sends the NAT as Compute answered it (full URLs, hand-tuned settings) with our subnetworks."""
     provider = gcp.GcpProvider(OPTIONS, "us-central1")
     read = json.loads((FIXTURES / "nat_drifted.json").read_text())["exchanges"][1]["response"]["json"]["nats"]
-    body = {"nats": [gcp._with_sources(read[0], provider._nat_body("c")), read[1]]}
+    body = {"nats": [gcp_translate._with_sources(read[0], provider._nat_body("c")), read[1]]}
     assert body["nats"][0]["natIps"] and body["nats"][0]["subnetworks"] == provider._nat_body("c")["subnetworks"]
     path = "/compute/v1/projects/p/regions/us-central1/routers/r"
     assert schema_check.discovery_request_problems(COMPUTE, "PATCH", path, body) == []
@@ -124,12 +124,12 @@ def test_every_recorded_request_fits_the_discovery_documents():
 def test_sysctl_allowlist_is_the_one_gke_documents():
     description = CONTAINER["schemas"]["LinuxNodeConfig"]["properties"]["sysctls"]["description"]
     documented = set(re.findall(r"\b(?:net|kernel|fs|vm)\.[a-z0-9_.\-]+[a-z0-9_]", description))
-    assert gcp.GKE_SYSCTLS == documented
+    assert gcp_translate.GKE_SYSCTLS == documented
 
 
 def test_kubelet_mapping_targets_real_node_kubelet_config_fields():
     fields = CONTAINER["schemas"]["NodeKubeletConfig"]["properties"]
-    for ours, (theirs, dummy, dummy2) in gcp.KUBELET_TO_GKE.items():
+    for ours, (theirs, dummy, dummy2) in gcp_translate.KUBELET_TO_GKE.items():
         assert theirs in fields, (ours, theirs)
 
 

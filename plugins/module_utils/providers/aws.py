@@ -38,7 +38,7 @@ from ansible_collections.llmops.platform.plugins.module_utils import gpu_catalog
 from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import GpuSpec, Taint
 from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError, WaitTimeout
 from ansible_collections.llmops.platform.plugins.module_utils.providers.base import (
-    CapacityOffer, ClusterProvider, ClusterState, Node, NodePoolState)
+    CapacityMiss, CapacityOffer, ClusterProvider, ClusterState, Node, NodePoolState)
 from ansible_collections.llmops.platform.plugins.module_utils.retry import call_with_retry
 
 # EKS spells taint effects and capacity types its own way.
@@ -460,36 +460,56 @@ class AwsProvider(ClusterProvider):
         self._wait_cluster_active(spec.name)
         index = spec.node_pools.index(pool)
         candidates = gpu_catalog.instance_types_for("aws", pool, index)
-        subnets = self._subnets_for(pool, index)
-        zones = sorted(set(subnets.values()))
         if not candidates:  # a CPU pool with no instance type named: EKS picks its default (t3.medium)
-            self._create_nodegroup(spec, pool, None, list(subnets))
+            self._create_nodegroup(spec, pool, None, list(self._subnets_for(pool, index)))
             self._wait_nodegroup(spec.name, pool.name, raise_on_failure=True)
             return
+        self.create_pool_with_fallback(spec, pool)
+
+    # -- capacity fallback (the loop is ClusterProvider.create_pool_with_fallback) ---------------------
+    def pool_placements(self, spec, pool):
+        """(instance type, subnets in the zones that offer it, or None with the zones when none does)."""
+        index = spec.node_pools.index(pool)
+        candidates = gpu_catalog.instance_types_for("aws", pool, index)
+        subnets = self._subnets_for(pool, index)
+        zones = sorted(set(subnets.values()))
         offered = self._offered(candidates, self.options["region"], zones) if zones else None
-        failures = []
+        placements = []
         for instance_type in candidates:
             if offered is not None and instance_type not in offered:
-                failures.append("%s is not offered in %s" % (instance_type, ", ".join(zones)))
+                placements.append((instance_type, None, zones))
                 continue
-            use_subnets = [s for s, z in subnets.items() if offered is None or z in offered[instance_type]]
-            self._create_nodegroup(spec, pool, instance_type, use_subnets)
-            problem = self._wait_nodegroup(spec.name, pool.name, raise_on_failure=False)
-            if problem is None:
-                if failures:
-                    self.record("node_pool/%s: %s; using %s" % (pool.name, "; ".join(failures), instance_type))
-                return
-            if not any(marker in problem for marker in CAPACITY_MARKERS):
-                raise ProviderError("EKS node group %s failed to launch: %s" % (pool.name, problem), code="CREATE_FAILED",
-                                    hint="read the node group's health issues in the EKS console")
-            failures.append("%s had no capacity (%s)" % (instance_type, problem))
-            self.call("eks", "delete_nodegroup", clusterName=spec.name, nodegroupName=pool.name)
-            self._waiter("nodegroup_deleted", "failed EKS node group %s to be deleted" % pool.name,
-                         self.operation_timeout, clusterName=spec.name, nodegroupName=pool.name)
-        raise ProviderError("no instance type for node pool %s could be launched: %s" % (pool.name, "; ".join(failures)),
-                            code="InsufficientInstanceCapacity",
-                            hint="add instance types or zones to the pool, try spot/on_demand, or another region "
-                                 "(gpu_capacity_info lists offerings and quotas)")
+            placements.append((instance_type, [s for s, z in subnets.items() if offered is None or z in offered[instance_type]],
+                               zones))
+        return placements
+
+    def try_pool_placement(self, spec, pool, placement):
+        instance_type, use_subnets, zones = placement
+        if use_subnets is None:
+            return CapacityMiss(code=None, reason="%s is not offered in %s" % (instance_type, ", ".join(zones)))
+        self._create_nodegroup(spec, pool, instance_type, use_subnets)
+        problem = self._wait_nodegroup(spec.name, pool.name, raise_on_failure=False)
+        if problem is None:
+            return None
+        if not any(marker in problem for marker in CAPACITY_MARKERS):
+            raise ProviderError("EKS node group %s failed to launch: %s" % (pool.name, problem), code="CREATE_FAILED",
+                                hint="read the node group's health issues in the EKS console")
+        self.call("eks", "delete_nodegroup", clusterName=spec.name, nodegroupName=pool.name)
+        self._waiter("nodegroup_deleted", "failed EKS node group %s to be deleted" % pool.name,
+                     self.operation_timeout, clusterName=spec.name, nodegroupName=pool.name)
+        return CapacityMiss(code="InsufficientInstanceCapacity",
+                            reason="%s had no capacity (%s)" % (instance_type, problem))
+
+    def pool_placed(self, spec, pool, placement, misses):
+        if misses:
+            self.record("node_pool/%s: %s; using %s" % (pool.name, "; ".join(m.reason for m in misses), placement[0]))
+
+    def no_capacity_error(self, spec, pool, candidates, misses):
+        return ProviderError("no instance type for node pool %s could be launched: %s"
+                             % (pool.name, "; ".join(m.reason for m in misses)),
+                             code="InsufficientInstanceCapacity",
+                             hint="add instance types or zones to the pool, try spot/on_demand, or another region "
+                                  "(gpu_capacity_info lists offerings and quotas)")
 
     def _subnets_for(self, pool, index):
         """Subnet id -> zone for the pool: the provider's subnets, narrowed to the pool's zones."""

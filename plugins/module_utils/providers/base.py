@@ -18,9 +18,10 @@ __metaclass__ = type
 
 import abc
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import GpuSpec, Taint
+from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError
 
 
 @dataclass
@@ -64,6 +65,21 @@ class CapacityOffer:
 
     def as_dict(self):
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class CapacityMiss:
+    """One placement of a node pool (instance type, zones) that the cloud could not supply.
+
+    `reason` is what the events and the final error say about it, `code` the cloud's capacity code,
+    `detail` a provider's extra words for its own event (defaults to nothing), and `rules_out` a predicate
+    over the remaining placements this answer also condemns (e.g. a regional quota every zone shares).
+    """
+
+    code: Optional[str]
+    reason: str
+    detail: Optional[str] = None
+    rules_out: Optional[Callable[[object], bool]] = None
 
 
 @dataclass
@@ -190,3 +206,54 @@ class ClusterProvider(abc.ABC):
         """Where nodes with `count` GPUs of `gpu_type` can be had: a list of CapacityOffer for `regions`
         (the provider's configured region when empty), with the quota that applies to `capacity_type`."""
         raise NotImplementedError("the %s provider does not report GPU capacity" % self.name)
+
+    # -- capacity fallback: the loop once, the cloud-specific parts in each provider -------------------
+    def create_pool_with_fallback(self, spec, pool):
+        """Create `pool` at the first placement the cloud can supply and return that placement.
+
+        The provider says what the candidates are (pool_placements, in order of preference) and makes one
+        attempt (try_pool_placement: None when the pool was created, a CapacityMiss when the cloud had no
+        capacity there, after cleaning up what the attempt left; any other error raises and stops the loop).
+        A miss may rule out later candidates. pool_missed and pool_placed record events in the cloud's own
+        words; no_capacity_error is raised when every candidate missed.
+        """
+        candidates = list(self.pool_placements(spec, pool))
+        misses, rules = [], []
+
+        def ruled_out(placement):
+            return any(rule(placement) for rule in rules)
+
+        for i, placement in enumerate(candidates):
+            if ruled_out(placement):
+                continue
+            miss = self.try_pool_placement(spec, pool, placement)
+            if miss is None:
+                self.pool_placed(spec, pool, placement, misses)
+                return placement
+            misses.append(miss)
+            if miss.rules_out is not None:
+                rules.append(miss.rules_out)
+            following = next((c for c in candidates[i + 1:] if not ruled_out(c)), None)
+            self.pool_missed(spec, pool, placement, miss, following)
+        raise self.no_capacity_error(spec, pool, candidates, misses)
+
+    def pool_placements(self, spec, pool):
+        """Where `pool` may go, most preferred first (the provider's own placement objects)."""
+        raise NotImplementedError("the %s provider has no capacity fallback" % self.name)
+
+    def try_pool_placement(self, spec, pool, placement):
+        """One create attempt: None on success, a CapacityMiss when the cloud had no capacity there."""
+        raise NotImplementedError("the %s provider has no capacity fallback" % self.name)
+
+    def pool_missed(self, spec, pool, placement, miss, following):
+        """Called after each miss; `following` is the next placement to be tried, or None."""
+
+    def pool_placed(self, spec, pool, placement, misses):
+        """Called once the pool was created at `placement`, after the `misses` before it."""
+
+    def no_capacity_error(self, spec, pool, candidates, misses):
+        """The ProviderError raised when every candidate missed."""
+        return ProviderError("no capacity for node_pool/%s: %s" % (pool.name, "; ".join(m.reason for m in misses)),
+                             code=misses[-1].code if misses else None,
+                             hint="add zones or instance_types to the pool, or use another region "
+                                  "(gpu_capacity_info lists GPU offers and quotas)")

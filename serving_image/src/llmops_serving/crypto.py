@@ -1,5 +1,9 @@
 """AES-256-GCM encryption of safetensors weight files, and the CLI that applies it.
 
+The file format is LLMOPSE1, the one llmops encryption format; its spec is docs/encryption.md at the
+repository root. The Ansible collection implements the same spec (plugins/module_utils/envelope.py);
+this image imports nothing from it, and both are tested against tests/vectors/encryption.json.
+
 File format (`<name>.safetensors.enc`):
     magic "LLMOPSE1" | 8-byte random nonce prefix | 4-byte big-endian chunk size
     | chunk_0 | chunk_1 | ...  each chunk = AES-GCM(ciphertext || 16-byte tag)
@@ -31,8 +35,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 MAGIC = b"LLMOPSE1"
-HEADER_LEN = len(MAGIC) + 8 + 4
+PREFIX_LEN = 8
+HEADER_LEN = len(MAGIC) + PREFIX_LEN + 4
+TAG_LEN = 16
 DEFAULT_CHUNK = 64 * 1024 * 1024
+# Readers refuse larger chunks (spec): a forged header must not decide how much one GCM call takes.
+MAX_CHUNK = 1 << 30
 MANIFEST = "encryption.json"
 
 
@@ -78,9 +86,15 @@ def _aad(header: bytes, name: str, index: int, last: bool) -> bytes:
     return header + name.encode() + struct.pack(">I?", index, last)
 
 
-def encrypt_bytes(data: bytes, key: bytes, name: str, chunk_size: int = DEFAULT_CHUNK) -> bytes:
+def encrypt_bytes(data: bytes, key: bytes, name: str, chunk_size: int = DEFAULT_CHUNK,
+                  nonce_prefix: bytes | None = None) -> bytes:
+    """Seal `data` (LLMOPSE1). `nonce_prefix` is for the test vectors only: never repeat one under a key."""
+    if not 0 < chunk_size <= MAX_CHUNK:
+        raise ValueError(f"chunk size must be between 1 and {MAX_CHUNK} bytes")
+    prefix = nonce_prefix or secrets.token_bytes(PREFIX_LEN)
+    if len(prefix) != PREFIX_LEN:
+        raise ValueError(f"the nonce prefix must be {PREFIX_LEN} bytes")
     aes = AESGCM(key)
-    prefix = secrets.token_bytes(8)
     header = MAGIC + prefix + struct.pack(">I", chunk_size)
     out = [header]
     n_chunks = max(1, -(-len(data) // chunk_size))
@@ -92,15 +106,19 @@ def encrypt_bytes(data: bytes, key: bytes, name: str, chunk_size: int = DEFAULT_
 
 
 def decrypt_bytes(blob: bytes, key: bytes, name: str) -> bytes:
-    if len(blob) < HEADER_LEN + 16 or not blob.startswith(MAGIC):
+    if len(blob) < HEADER_LEN + TAG_LEN or not blob.startswith(MAGIC):
         raise WeightsDecryptionError(f"{name}: not an llmops encrypted weights file (bad header)")
     header = blob[:HEADER_LEN]
-    prefix = header[len(MAGIC):len(MAGIC) + 8]
+    prefix = header[len(MAGIC):len(MAGIC) + PREFIX_LEN]
     (chunk_size,) = struct.unpack(">I", header[-4:])
+    if not 0 < chunk_size <= MAX_CHUNK:
+        raise WeightsDecryptionError(f"{name}: impossible chunk size {chunk_size}: the file was modified")
     aes = AESGCM(key)
     body = memoryview(blob)[HEADER_LEN:]
-    step = chunk_size + 16
+    step = chunk_size + TAG_LEN
     n_chunks = max(1, -(-len(body) // step))
+    if n_chunks > 1 << 32:
+        raise WeightsDecryptionError(f"{name}: more chunks than the format allows: the file was modified")
     out = []
     for i in range(n_chunks):
         part = bytes(body[i * step:(i + 1) * step])
@@ -108,7 +126,7 @@ def decrypt_bytes(blob: bytes, key: bytes, name: str) -> bytes:
             out.append(aes.decrypt(prefix + struct.pack(">I", i), part, _aad(header, name, i, i == n_chunks - 1)))
         except InvalidTag:
             raise WeightsDecryptionError(f"{name}: authentication failed at chunk {i}: the file was modified "
-                                         "or truncated") from None
+                                         "or truncated, or the key is wrong") from None
     return b"".join(out)
 
 

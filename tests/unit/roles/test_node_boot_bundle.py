@@ -142,7 +142,7 @@ def test_bundle_is_reproducible_and_holds_only_what_the_node_needs(runs):
     platform = set(n.split("/")[3] for n in names if n.startswith("ansible_collections/llmops/platform/"))
     assert platform == {"LICENSE", "meta", "plugins", "roles"}
     roles = set(n.split("/")[4] for n in names if n.startswith("ansible_collections/llmops/platform/roles/"))
-    assert roles == {"node_hardening", "nvidia_gpu"}
+    assert roles == {"common", "node_hardening", "nvidia_gpu"}  # common: the tasks node_hardening imports
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/tests/" in n]
     collections = set("/".join(n.split("/")[1:3]) for n in names if n.count("/") >= 3 and n.startswith("ansible_collections/"))
     assert collections == {"llmops/platform", "community/general", "ansible/posix"}
@@ -176,7 +176,7 @@ def used_modules():
                     walk(value)
                 elif re.match(r"^[a-z_]+\.[a-z_]+\.[a-z_0-9]+$", key) and not key.startswith("ansible.builtin."):
                     found.add(key)
-    for role in ("node_hardening", "nvidia_gpu"):
+    for role in ("common", "node_hardening", "nvidia_gpu"):
         for path in (ROOT / "roles" / role / "tasks").glob("*.yml"):
             walk(yaml.safe_load(path.read_text()))
     return sorted(found)

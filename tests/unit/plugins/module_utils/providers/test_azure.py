@@ -19,9 +19,10 @@ import pytest
 
 from azure_fixture_server import azure_harness
 
+from ansible_collections.llmops.platform.plugins.module_utils import azure_auth
 from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import parse_cluster_spec
 from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError, WaitTimeout
-from ansible_collections.llmops.platform.plugins.module_utils.providers import azure as azure_mod
+from ansible_collections.llmops.platform.plugins.module_utils.providers import azure_api, azure_translate
 from ansible_collections.llmops.platform.plugins.module_utils.providers.azure import AzureProvider
 from ansible_collections.llmops.platform.plugins.module_utils.providers.base import ClusterState, Node
 from ansible_collections.llmops.platform.plugins.module_utils.reconcile import apply_plan, plan_absent, plan_present
@@ -258,7 +259,7 @@ def test_operation_timeout_names_the_operation(server, provider):
 def test_credential_failure_becomes_a_provider_error_with_the_options(server, provider, monkeypatch):
     class NoToken(object):
         def get_token(self, *scopes, **kwargs):
-            raise azure_mod.ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
+            raise azure_api.ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
 
     monkeypatch.setattr(provider, "_credential", NoToken)
     with pytest.raises(ProviderError) as err:
@@ -327,16 +328,16 @@ def test_credentials_from_awx_env_or_default_chain(monkeypatch):
     base = {"resource_group": "rg"}
     monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "s")
     monkeypatch.setenv("AZURE_CLIENT_ID", "c")
-    assert isinstance(AzureProvider(base)._credential(), azure_mod.DefaultAzureCredential)  # user-assigned identity
+    assert isinstance(AzureProvider(base)._credential(), azure_auth.DefaultAzureCredential)  # user-assigned identity
     monkeypatch.setenv("AZURE_SECRET", "x")
     monkeypatch.setenv("AZURE_TENANT", "t")
-    assert isinstance(AzureProvider(base)._credential(), azure_mod.ClientSecretCredential)
+    assert isinstance(AzureProvider(base)._credential(), azure_auth.ClientSecretCredential)
     assert AzureProvider(base).subscription_id == "s"
 
 
 def test_without_the_sdk_the_error_says_what_to_install(monkeypatch):
-    monkeypatch.setattr(azure_mod, "HAS_AZURE", False)
-    monkeypatch.setattr(azure_mod, "AZURE_IMPORT_ERROR", "No module named 'azure'")
+    monkeypatch.setattr(azure_api, "HAS_AZURE", False)
+    monkeypatch.setattr(azure_api, "AZURE_IMPORT_ERROR", "No module named 'azure'")
     with pytest.raises(ProviderError) as err:
         AzureProvider(OPTIONS).get_cluster(CLUSTER)
     assert "pip install azure-identity" in err.value.hint
@@ -347,7 +348,7 @@ def test_fields_the_interface_promises():
     assert not inspect.isabstract(AzureProvider)
     assert AzureProvider.updatable_pool_fields == frozenset(["count", "min_count", "max_count", "labels", "taints"])
     assert set(AzureProvider.updatable_pool_fields) <= set(AzureProvider.reported_pool_fields)
-    assert AzureProvider.updatable_cluster_fields == frozenset(["kubernetes_version"]) | azure_mod.FOUNDATION_IN_PLACE
-    assert azure_mod.FOUNDATION_IN_PLACE == frozenset(["oidc_issuer", "workload_identity", "aad_managed",
-                                                       "admin_group_object_ids", "azure_rbac", "tenant_id",
-                                                       "disable_local_accounts"])
+    assert AzureProvider.updatable_cluster_fields == frozenset(["kubernetes_version"]) | azure_translate.FOUNDATION_IN_PLACE
+    assert azure_translate.FOUNDATION_IN_PLACE == frozenset(["oidc_issuer", "workload_identity", "aad_managed",
+                                                             "admin_group_object_ids", "azure_rbac", "tenant_id",
+                                                             "disable_local_accounts"])

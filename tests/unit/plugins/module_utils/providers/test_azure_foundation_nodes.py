@@ -24,7 +24,7 @@ from schema_check import azure_body_problems
 
 from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import parse_cluster_spec
 from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError, WaitTimeout
-from ansible_collections.llmops.platform.plugins.module_utils.providers import azure as azure_mod
+from ansible_collections.llmops.platform.plugins.module_utils.providers import azure_api, azure_translate
 from ansible_collections.llmops.platform.plugins.module_utils.providers.azure import AzureProvider
 from ansible_collections.llmops.platform.plugins.module_utils.providers.base import ClusterProvider
 from ansible_collections.llmops.platform.plugins.module_utils.reconcile import apply_plan, plan_present
@@ -145,8 +145,8 @@ def test_a_misspelled_foundation_field_fails_the_schema_check(server, monkeypatc
     """Mutation: Azure RBAC sent as enableAzureRbac (the REST name is enableAzureRBAC). The fixture is made not to
     mention it, so only the check against the SDK's ManagedCluster model can catch it."""
     fields = tuple((key, ("aadProfile", "enableAzureRbac") if key == "azure_rbac" else path, in_place)
-                   for key, path, in_place in azure_mod.FOUNDATION_FIELDS)
-    monkeypatch.setattr(azure_mod, "FOUNDATION_FIELDS", fields)
+                   for key, path, in_place in azure_translate.FOUNDATION_FIELDS)
+    monkeypatch.setattr(azure_translate, "FOUNDATION_FIELDS", fields)
     server.play("cluster_before_foundations", "update_cluster_foundations")
     for exchange in server.exchanges:
         if exchange["request"]["method"] == "PUT":
@@ -252,22 +252,22 @@ def test_values_aks_cannot_take_name_the_key(section, key, value):
 def test_every_mapped_name_is_a_field_of_the_sdk_model_and_every_model_field_is_mapped():
     from azure.mgmt.containerservice import models
     sample = {int: 1, bool: True, str: "32768 60999", list: ["a"], "mebibytes": 10}
-    sysctl_body = dict((field, sample[kind]) for field, kind in azure_mod.AKS_SYSCTLS.values())
+    sysctl_body = dict((field, sample[kind]) for field, kind in azure_translate.AKS_SYSCTLS.values())
     assert azure_body_problems(models.SysctlConfig, sysctl_body) == []
-    kubelet_body = dict((field, sample[kind]) for field, kind in azure_mod.AKS_KUBELET.values())
+    kubelet_body = dict((field, sample[kind]) for field, kind in azure_translate.AKS_KUBELET.values())
     assert azure_body_problems(models.KubeletConfig, kubelet_body) == []
     # Both ways: a new AKS sysctl field shows up here as unmapped.
     every = set(models.SysctlConfig()._attr_to_rest_field[k]._rest_name for k in models.SysctlConfig._attr_to_rest_field)
-    assert every == set(f for f, _k in azure_mod.AKS_SYSCTLS.values())
+    assert every == set(f for f, _k in azure_translate.AKS_SYSCTLS.values())
     kubelet_fields = set(models.KubeletConfig()._attr_to_rest_field[k]._rest_name
                          for k in models.KubeletConfig._attr_to_rest_field)
-    assert set(f for f, _k in azure_mod.AKS_KUBELET.values()) == kubelet_fields
+    assert set(f for f, _k in azure_translate.AKS_KUBELET.values()) == kubelet_fields
 
 
 # -- the walker itself: a misspelled field fails (mutation) ---------------------------------------------------
 def test_a_misspelled_field_in_a_sent_body_fails_the_schema_check(server, monkeypatch):
     """Mutation: the brief's own spelling of tcp_keepalive_time (netIpv4TcpkeepaliveTime) is not AKS's."""
-    monkeypatch.setitem(azure_mod.AKS_SYSCTLS, "net.ipv4.tcp_keepalive_time", ("netIpv4TcpkeepaliveTime", int))
+    monkeypatch.setitem(azure_translate.AKS_SYSCTLS, "net.ipv4.tcp_keepalive_time", ("netIpv4TcpkeepaliveTime", int))
     server.play("skus_eastus", "create_gpu_pool_node_config")
     for exchange in server.exchanges:  # a fixture written without that field would let the typo through
         if exchange["request"]["method"] == "PUT":
@@ -317,7 +317,7 @@ def test_a_pool_still_creating_when_the_wait_ends_is_not_a_capacity_failure(serv
         provider.create_node_pool(spec, spec.node_pools[0])
     assert err.value.code == "StillRunning" and "still creating" in str(err.value)
     assert "not a capacity failure" in str(err.value)
-    assert err.value.code not in azure_mod.CAPACITY_CODES and provider.events == []
+    assert err.value.code not in azure_api.CAPACITY_CODES and provider.events == []
     # No fallback happened: no delete of the pool, no second size tried.
     assert [p["method"] for p in server.played if "agentPools" in p["path"]] == ["PUT"]
 

@@ -8,9 +8,10 @@ on any request it did not expect or any exchange left unused.
 import pytest
 import schema_check
 
+from ansible_collections.llmops.platform.plugins.module_utils import gcp_auth
 from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import parse_cluster_spec
 from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError, WaitTimeout
-from ansible_collections.llmops.platform.plugins.module_utils.providers import gcp
+from ansible_collections.llmops.platform.plugins.module_utils.providers import gcp, gcp_api
 from ansible_collections.llmops.platform.plugins.module_utils.providers.base import ClusterState, Node
 from ansible_collections.llmops.platform.plugins.module_utils.reconcile import apply_plan, plan_absent, plan_present
 
@@ -303,7 +304,7 @@ def test_unreachable_endpoint_is_a_provider_error():
 
 
 def test_without_google_auth_the_error_says_what_to_install(monkeypatch):
-    monkeypatch.setattr(gcp, "HAS_GOOGLE_AUTH", False)
+    monkeypatch.setattr(gcp_auth, "HAS_GOOGLE_AUTH", False)
     with pytest.raises(ProviderError) as err:
         gcp.GcpProvider({"project": "p", "access_token": "t"}, REGION).get_cluster("x")
     assert "pip install google-auth requests" in str(err.value)
@@ -361,10 +362,10 @@ def test_gke_quota_403_everywhere_is_a_quota_error_not_iam(request):
 
 
 def test_quota_403_outside_a_fallback_gets_the_quota_hint():
-    error = gcp.GcpApiError(403, "PERMISSION_DENIED", "Insufficient regional quota to satisfy request: resource "
-                                                      "\"NVIDIA_L4_GPUS\": request requires '1.0' and is short '1.0'.")
-    assert gcp._capacity_code(error.message) == "QUOTA_EXCEEDED" and gcp._regional_quota(error.message)
-    assert gcp._capacity_code("Required 'container.clusters.get' permission") is None
+    error = gcp_api.GcpApiError(403, "PERMISSION_DENIED", "Insufficient regional quota to satisfy request: resource "
+                                                          "\"NVIDIA_L4_GPUS\": request requires '1.0' and is short '1.0'.")
+    assert gcp_api._capacity_code(error.message) == "QUOTA_EXCEEDED" and gcp_api._regional_quota(error.message)
+    assert gcp_api._capacity_code("Required 'container.clusters.get' permission") is None
 
 
 def test_pool_still_provisioning_is_reported_as_creating_not_capacity(request):
@@ -379,7 +380,7 @@ def test_pool_still_provisioning_is_reported_as_creating_not_capacity(request):
     with pytest.raises(WaitTimeout) as err:
         fresh.wait_for_cluster("llmops-dev", "present", timeout=0)
     assert "node pool gpu still creating (PROVISIONING)" in str(err.value)
-    assert gcp._capacity_code(err.value.message) is None and gcp._capacity_code(err.value.code) is None
+    assert gcp_api._capacity_code(err.value.message) is None and gcp_api._capacity_code(err.value.code) is None
 
 
 def test_foundations_private_nodes_workload_identity_nat_and_node_config(request):
