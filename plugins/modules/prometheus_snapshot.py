@@ -100,7 +100,7 @@ import socket
 
 from ansible_collections.llmops.platform.plugins.module_utils.entrypoint import run_module
 from ansible_collections.llmops.platform.plugins.module_utils.artifact import ArtifactRepository
-from ansible_collections.llmops.platform.plugins.module_utils.objectstore import open_store
+from ansible_collections.llmops.platform.plugins.module_utils.stores import open_store
 from ansible_collections.llmops.platform.plugins.module_utils.prometheus_api import PrometheusApi
 from ansible_collections.llmops.platform.plugins.module_utils.storage_args import (
     ENCRYPTION_OPTION, STORE_OPTION, key_wrapper)

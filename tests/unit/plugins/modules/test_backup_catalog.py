@@ -7,7 +7,7 @@ import pytest
 
 from ansible_collections.llmops.platform.plugins.module_utils.artifact import ArtifactRepository
 from ansible_collections.llmops.platform.plugins.module_utils.envelope import FileKeyWrapper
-from ansible_collections.llmops.platform.plugins.module_utils.objectstore import LocalStore
+from ansible_collections.llmops.platform.plugins.module_utils.stores.local import LocalStore
 from ansible_collections.llmops.platform.plugins.modules import backup_catalog
 
 START = datetime.datetime(2026, 11, 1, 2, 0, tzinfo=datetime.timezone.utc)

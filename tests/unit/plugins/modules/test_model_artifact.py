@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from ansible_collections.llmops.platform.plugins.module_utils import objectstore
+from ansible_collections.llmops.platform.plugins.module_utils import stores
 from ansible_collections.llmops.platform.plugins.module_utils.artifact import ArtifactRepository
 from ansible_collections.llmops.platform.plugins.module_utils.envelope import FileKeyWrapper
 from ansible_collections.llmops.platform.plugins.modules import model_artifact
@@ -50,7 +50,7 @@ def args(lab, mode, **extra):
 
 
 def blob_path(lab, version):
-    repo = ArtifactRepository(objectstore.LocalStore(lab["store"]), "tiny-llama", FileKeyWrapper(lab["key"]))
+    repo = ArtifactRepository(stores.LocalStore(lab["store"]), "tiny-llama", FileKeyWrapper(lab["key"]))
     manifest = repo.read_manifest(version)
     weights = [f for f in manifest["files"] if f["path"] == "model.safetensors"][0]
     return os.path.join(lab["store"], "tiny-llama", "blobs", weights["sha256"])
@@ -142,7 +142,7 @@ def test_wrong_key_is_a_clear_error_and_changes_nothing(lab, run_module):
     assert pushed.failed and tree(lab["store"]) == before
 
 
-class FlakyStore(objectstore.LocalStore):
+class FlakyStore(stores.LocalStore):
     """A store whose connection drops after `budget` uploads: the interruption under test."""
 
     def __init__(self, root, budget):

@@ -16,12 +16,12 @@ from azure_blob_fixture_server import TOKEN as AZURE_TOKEN
 from gcs_fixture_server import TOKEN as GCS_TOKEN
 from gcs_fixture_server import GcsFixture
 
-from ansible_collections.llmops.platform.plugins.module_utils import objectstore
+from ansible_collections.llmops.platform.plugins.module_utils import stores
 from ansible_collections.llmops.platform.plugins.module_utils.artifact import ArtifactRepository
-from ansible_collections.llmops.platform.plugins.module_utils.azure_blob_store import AzureBlobStore
+from ansible_collections.llmops.platform.plugins.module_utils.stores.azure_blob import AzureBlobStore
 from ansible_collections.llmops.platform.plugins.module_utils.envelope import FileKeyWrapper
 from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError
-from ansible_collections.llmops.platform.plugins.module_utils.gcs_store import GcsStore
+from ansible_collections.llmops.platform.plugins.module_utils.stores.gcs import GcsStore
 from ansible_collections.llmops.platform.plugins.modules import model_artifact
 
 KIB = 1024
@@ -62,15 +62,15 @@ def azure(tmp_path, request):
 def store(request, tmp_path):
     kind = request.param
     if kind == "local":
-        return objectstore.LocalStore(str(tmp_path / "store"))
+        return stores.LocalStore(str(tmp_path / "store"))
     if kind == "s3":
         backend = request.getfixturevalue("aws_backend")
         bucket = "llmops-ut-%s" % uuid.uuid4().hex[:8]
         backend.client("s3").create_bucket(Bucket=bucket)
         # moto itself, not aws_backend's fault proxy: the proxy answers HEAD with Content-Length 0.
         host, port = backend.moto.get_host_and_port()
-        return objectstore.S3Store(bucket, "team/a", region="us-east-1", endpoint_url="http://%s:%d" % (host, port),
-                                   access_key="testing", secret_key="testing")
+        return stores.S3Store(bucket, "team/a", region="us-east-1", endpoint_url="http://%s:%d" % (host, port),
+                              access_key="testing", secret_key="testing")
     if kind == "gcs":
         return gcs_store(request.getfixturevalue("gcs"))
     fixture = request.getfixturevalue("azure")
@@ -163,33 +163,33 @@ def test_artifact_push_pull_verify_over_the_store(store, tmp_path):
       "endpoint_url": "https://acmellm.blob.core.usgovcloudapi.net"}),
 ])
 def test_store_urls(url, fields):
-    assert objectstore.parse_store_url(url) == fields
+    assert stores.parse_store_url(url) == fields
 
 
 @pytest.mark.parametrize("url", ["gs:/bucket", "az://account", "https://example.com/x", "ftp://x/y", "bucket/prefix"])
 def test_bad_store_urls_name_the_field(url):
     with pytest.raises(SpecError) as err:
-        objectstore.parse_store_url(url)
+        stores.parse_store_url(url)
     assert err.value.field == "store.url"
 
 
 def test_open_store_by_url_and_by_fields(tmp_path):
-    gcs = objectstore.open_store({"url": "gs://acme/prod", "access_token": "t", "prefix": ""})
+    gcs = stores.open_store({"url": "gs://acme/prod", "access_token": "t", "prefix": ""})
     assert isinstance(gcs, GcsStore) and gcs.describe() == "gs://acme/prod"
-    az = objectstore.open_store({"type": "azure", "account": "acmellm", "container": "backups", "sas_token": "sv=x"})
+    az = stores.open_store({"type": "azure", "account": "acmellm", "container": "backups", "sas_token": "sv=x"})
     assert isinstance(az, AzureBlobStore) and az.endpoint == "https://acmellm.blob.core.windows.net"
-    assert isinstance(objectstore.open_store("file://%s" % tmp_path), objectstore.LocalStore)
+    assert isinstance(stores.open_store("file://%s" % tmp_path), stores.LocalStore)
     with pytest.raises(SpecError) as err:
-        objectstore.open_store({"url": "gs://acme/prod", "type": "s3"})
+        stores.open_store({"url": "gs://acme/prod", "type": "s3"})
     assert err.value.field == "store.type"
     with pytest.raises(SpecError) as err:
-        objectstore.open_store({"type": "azure", "account": "acmellm"})
+        stores.open_store({"type": "azure", "account": "acmellm"})
     assert err.value.field == "store.container"
     with pytest.raises(SpecError) as err:
-        objectstore.open_store({"type": "azure", "account": "a", "container": "c", "endpoint_url": "http://blob.example"})
+        stores.open_store({"type": "azure", "account": "a", "container": "c", "endpoint_url": "http://blob.example"})
     assert err.value.field == "store.endpoint_url"
     with pytest.raises(SpecError):
-        objectstore.open_store({})
+        stores.open_store({})
 
 
 # -- GCS -----------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover - Python 2
 from ansible_collections.llmops.platform.plugins.module_utils import gcp_auth
 from ansible_collections.llmops.platform.plugins.module_utils.gcp_auth import GoogleAuthError, requests
 from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError
-from ansible_collections.llmops.platform.plugins.module_utils.objectstore import ResumableDownloadStore, md5_of_file
+from ansible_collections.llmops.platform.plugins.module_utils.stores.base import ResumableDownloadStore, md5_of_file
 from ansible_collections.llmops.platform.plugins.module_utils.retry import call_with_retry
 
 SCOPES = ["https://www.googleapis.com/auth/devstorage.read_write"]

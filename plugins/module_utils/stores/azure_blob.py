@@ -48,7 +48,7 @@ except ImportError:  # pragma: no cover
 
 from ansible_collections.llmops.platform.plugins.module_utils import azure_auth
 from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError
-from ansible_collections.llmops.platform.plugins.module_utils.objectstore import ResumableDownloadStore, md5_of_file
+from ansible_collections.llmops.platform.plugins.module_utils.stores.base import ResumableDownloadStore, md5_of_file
 from ansible_collections.llmops.platform.plugins.module_utils.retry import call_with_retry
 
 API_VERSION = "2023-11-03"
