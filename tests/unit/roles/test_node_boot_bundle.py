@@ -24,11 +24,18 @@ BUCKET = "llmops-boot-test"
 GPU_POOL = {"name": "gpu", "count": 1, "gpu": {"type": "nvidia-l4", "count": 1}}
 
 
-def play(backend, out, **bundle):
+# moto takes any credentials: the last run passes these, at -vvv, and its whole output is searched for them.
+SECRET_KEY = "bundle-secret-key-5c1e9a0d7b"
+SESSION_TOKEN = "bundle-session-token-3f8e2a6c41"
+
+
+def play(backend, out, secret_key="testing", session_token=None, **bundle):
+    options = {"access_key": "testing", "secret_key": secret_key, "endpoint_url": backend.proxy.url}
+    if session_token:
+        options["session_token"] = session_token
     return [{"hosts": "localhost", "gather_facts": False,
              "vars": {"llmops_cluster": {"provider": "aws", "name": "bundle", "region": "us-east-1", "node_pools": [GPU_POOL],
-                                         "provider_options": {"access_key": "testing", "secret_key": "testing",
-                                                              "endpoint_url": backend.proxy.url}},
+                                         "provider_options": options},
                       "llmops_boot_bundle": dict({"bucket": BUCKET, "create_bucket": True}, **bundle)},
              "roles": ["llmops.platform.node_boot_bundle", "llmops.platform.node_boot_config"],
              "tasks": [{"ansible.builtin.copy": {"content": "{{ {'uri': node_boot_config_aws_bundle_s3_uri, "
@@ -63,11 +70,13 @@ def runs(aws_backend, tmp_path_factory):
     cache = tmp_path_factory.getbasetemp() / "wheel-cache"  # one pip download per test session
     s3 = aws_backend.client("s3")
     results = {}
-    for name, args in (("check", ["--check"]), ("real", []), ("again", [])):
+    for name, args in (("check", ["--check"]), ("real", []), ("again", ["-vvv"])):
         out = work / (name + ".json")
-        (work / "play.yml").write_text(yaml.safe_dump(play(aws_backend, out)))
+        secrets = {"secret_key": SECRET_KEY, "session_token": SESSION_TOKEN} if name == "again" else {}
+        (work / "play.yml").write_text(yaml.safe_dump(play(aws_backend, out, **secrets)))
         run = playbook(work / "play.yml", "-e", "node_boot_bundle_cache_dir=%s" % cache, *args)
-        results[name] = {"changed": changed(run), "out": json.loads(out.read_text()), "stdout": run.stdout}
+        results[name] = {"changed": changed(run), "out": json.loads(out.read_text()), "stdout": run.stdout,
+                         "stderr": run.stderr}
         if name == "check":
             assert BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]], "check mode created the bucket"
     key = results["real"]["out"]["uri"].split("/", 3)[3]
@@ -242,3 +251,12 @@ def test_bad_bucket_is_named(aws_backend, tmp_path):
     run = playbook(tmp_path / "play.yml")
     assert run.returncode != 0
     assert "node_boot_bundle_bucket (llmops_boot_bundle.bucket) must be an S3 bucket name" in run.stdout
+
+
+def test_credentials_never_appear_in_verbose_output(runs):
+    """The run at -vvv prints every module invocation (the S3 calls included) and never the credentials."""
+    again = runs[0]["again"]
+    output = again["stdout"] + again["stderr"]
+    assert "AnsiballZ_s3_object.py" in output and "module_args:" in output, "the invocations were not printed"
+    assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in output  # the key reached the modules, masked
+    assert SECRET_KEY not in output and SESSION_TOKEN not in output
