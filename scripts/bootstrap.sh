@@ -4,6 +4,7 @@
 #   Debian packages  podman, runc, debootstrap, ... (apt, only the missing ones)
 #   .venv            pinned Python requirements (reinstalled only when requirements/*.txt change)
 #   .collections     links llmops.platform to this checkout so FQCNs resolve
+#   Azurite          the Azure Storage emulator, from npm as tests/emulators/package-lock.json pins it
 #   lab images       scripts/build-lab-images.sh (cached)
 set -euo pipefail
 # shellcheck source=scripts/env.sh
@@ -51,6 +52,25 @@ link_collection() {
   ln -sfn ../../.. .collections/ansible_collections/llmops/platform
 }
 
+install_azurite() {
+  # npm ci installs exactly the lock file's versions and checks each tarball's integrity hash. A stamp of
+  # the lock file makes it run again only when the lock file changes.
+  local dir=tests/emulators want
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [[ -x $dir/node_modules/.bin/azurite-blob && "$(cat "$dir/node_modules/.llmops-lock.sha256" 2>/dev/null)" == "$want" ]]; then
+    return
+  fi
+  if ! command -v npm >/dev/null; then
+    # Debian's packages; a node from elsewhere that already brings npm is left alone (they conflict).
+    log "installing Debian packages: nodejs npm"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  log "installing Azurite (npm ci in $dir)"
+  (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  echo "$want" > "$dir/node_modules/.llmops-lock.sha256"
+}
+
 install_ansible_test_pip_shim() {
   local version
   version="$("$LLMOPS_VENV/bin/python" - <<'PY'
@@ -67,6 +87,7 @@ PY
 install_debian_packages
 install_venv
 link_collection
+install_azurite
 install_ansible_test_pip_shim
 bash scripts/build-lab-images.sh >/dev/null
 log "bootstrap complete"

@@ -17,7 +17,7 @@ options:
     description:
       - Where artifacts and backup sets live. Give O(store.type) and its fields, or O(store.url).
       - V(local) is a directory (the lab, a mounted volume); V(s3) an S3 bucket (boto3); V(gcs) a Google Cloud
-        Storage bucket (JSON API through google-auth); V(azure) an Azure Blob Storage container (Blob REST API).
+        Storage bucket (google-cloud-storage); V(azure) an Azure Blob Storage container (azure-storage-blob).
     type: dict
     required: true
     suboptions:
@@ -95,8 +95,8 @@ options:
         description: Alternative KMS endpoint (tests).
         type: str
 notes:
-  - Needs the C(cryptography) Python package on the host that runs it, C(boto3) for S3 or KMS, C(google-auth) and
-    C(requests) for GCS, C(requests) and (without a SAS token) C(azure-identity) for Azure Blob Storage.
+  - Needs the C(cryptography) Python package on the host that runs it, C(boto3) for S3 or KMS, C(google-cloud-storage)
+    for GCS, C(azure-storage-blob) and (without a SAS token) C(azure-identity) for Azure Blob Storage.
   - Every upload carries an MD5 the service checks on arrival; large objects go up in resumable pieces (S3 by
     boto3, GCS resumable uploads, Azure blocks) and transient errors (throttling, 5xx, dropped connections) are retried.
 """

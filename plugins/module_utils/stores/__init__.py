@@ -8,9 +8,9 @@ a local write goes to a temporary name and is renamed, an S3 PUT is atomic, a GC
 whole and an Azure block blob exists once its block list is committed. That is what lets an
 interrupted upload resume safely: an object either exists whole or not at all.
 
-Stores: local (local.LocalStore), s3 (s3.S3Store), gcs (gcs.GcsStore, JSON API) and azure
-(azure_blob.AzureBlobStore, Blob REST API); the interface is base.ObjectStore. open_store() picks one from a module's `store`
-option, by `type` or by `url`:
+Stores: local (local.LocalStore), s3 (s3.S3Store, boto3), gcs (gcs.GcsStore, google-cloud-storage) and
+azure (azure_blob.AzureBlobStore, azure-storage-blob); the interface is base.ObjectStore. open_store()
+picks one from a module's `store` option, by `type` or by `url`:
 
     file:///srv/backups  or  /srv/backups                 local
     s3://bucket/prefix                                    s3

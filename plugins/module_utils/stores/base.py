@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to llmops.platform
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The object store interface, and what the HTTP stores share (resumable downloads, md5 of a file)."""
+"""The object store interface, and what the cloud stores share (a key prefix, the MD5 of a file)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -40,37 +40,18 @@ class ObjectStore(object):
         raise NotImplementedError
 
 
-class ResumableDownloadStore(ObjectStore):
-    """An HTTP store whose _download(key, handle) writes an object into handle, resuming a cut transfer
-    with a ranged request and, when the server ignores the range, starting over with handle.truncate(0)."""
+class PrefixedStore(ObjectStore):
+    """A store whose keys live under `self.prefix` in a bucket or container (S3, GCS, Azure Blob)."""
 
-    def _download(self, key, handle):
-        raise NotImplementedError
+    prefix = ""
 
-    def get_file(self, key, path):
-        with open(path, "wb") as handle:
-            self._download(key, handle)
+    def _name(self, key):
+        return "%s/%s" % (self.prefix, key) if self.prefix else key
 
-    def get_bytes(self, key):
-        sink = _BytesSink()
-        self._download(key, sink)
-        return sink.getvalue()
-
-
-class _BytesSink(object):
-    """The write/truncate part of a file, in memory (for get_bytes)."""
-
-    def __init__(self):
-        self._chunks = []
-
-    def write(self, data):
-        self._chunks.append(data)
-
-    def truncate(self, length):
-        self._chunks = [b"".join(self._chunks)[:length]]
-
-    def getvalue(self):
-        return b"".join(self._chunks)
+    def _relative(self, names):
+        """Object names -> keys relative to the prefix, sorted (what list() returns)."""
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        return sorted(name[strip:] for name in names)
 
 
 def md5_of_file(path):

@@ -1,21 +1,18 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to llmops.platform
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Google Cloud Storage behind the ObjectStore interface, over the JSON API (storage/v1).
+"""Google Cloud Storage behind the ObjectStore interface, on the google-cloud-storage SDK.
 
-Calls go through google-auth's AuthorizedSession (requests) to the documented endpoints:
-objects.get (metadata, and alt=media for content), objects.insert (uploadType=multipart for small
-objects, uploadType=resumable for large ones), objects.list (pageToken paging) and objects.delete.
-
-- Every upload carries the object's MD5 (md5Hash in the metadata), so GCS refuses a body that was
-  corrupted on the way; an object becomes visible only once whole (GCS finalizes it atomically).
-- A resumable upload sends chunks of `chunk_size` bytes (a multiple of 256 KiB, as the API requires);
-  after a dropped connection or a 5xx it asks the session how much arrived (PUT with
-  `Content-Range: bytes */<size>`, answered 308 + Range) and continues from there.
-- A download that breaks off continues with a Range request pinned to the generation it started
-  reading (ifGenerationMatch), so it never splices two versions of an object, and the bytes are checked
-  against the MD5 GCS reports (x-goog-hash) when the object has one (composite objects do not).
-- 429, 408, 5xx and dropped connections are retried with capped, jittered backoff (retry.py).
+What the SDK does for us, and we rely on:
+- Uploads up to 8 MiB go in one multipart request carrying the MD5 (GCS refuses a body that does not
+  match); larger ones are resumable uploads in `chunk_size` pieces that, after a lost answer or a 5xx,
+  ask the session how much arrived and continue from there. An object becomes visible only once whole;
+  a resumable upload whose final MD5 disagrees is deleted and raises DataCorruption.
+- A download that breaks off continues with a Range request. We read the object's metadata first, so
+  every request names its generation (a replaced object is a 404, never a splice), and check the whole
+  download against the stored MD5 (the SDK checks only answers that were not ranged).
+- 408, 429, 5xx and dropped connections are retried with capped, jittered exponential backoff.
+Credentials come from gcp_auth (access_token, service_account_file, or Application Default Credentials).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,24 +21,26 @@ __metaclass__ = type
 
 import base64
 import hashlib
-import json
 import os
-import uuid
 
 try:
-    from urllib.parse import quote
-except ImportError:  # pragma: no cover - Python 2
-    from urllib import quote
+    from google.api_core import exceptions as api_exceptions
+    from google.cloud import storage
+    from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
+    from google.cloud.storage.retry import DEFAULT_RETRY
+    HAS_GCS = True
+except ImportError:  # pragma: no cover - exercised only where google-cloud-storage is missing
+    HAS_GCS = False
 
 from ansible_collections.llmops.platform.plugins.module_utils import gcp_auth
-from ansible_collections.llmops.platform.plugins.module_utils.gcp_auth import GoogleAuthError, requests
 from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError
-from ansible_collections.llmops.platform.plugins.module_utils.stores.base import ResumableDownloadStore, md5_of_file
-from ansible_collections.llmops.platform.plugins.module_utils.retry import call_with_retry
+from ansible_collections.llmops.platform.plugins.module_utils.gcp_auth import GoogleAuthError, requests
+from ansible_collections.llmops.platform.plugins.module_utils.stores.base import PrefixedStore, md5_of_file
 
 SCOPES = ["https://www.googleapis.com/auth/devstorage.read_write"]
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"
 QUANTUM = 256 * 1024  # resumable chunks must be multiples of this (all but the last)
+CHECKSUM = "md5"  # what the docs promise, and what GCS keeps for every non-composite object
 
 HINTS = {
     401: "the Google credentials were rejected; check store.service_account_file / access_token, "
@@ -51,40 +50,26 @@ HINTS = {
 }
 
 
-class GcsError(Exception):
-    def __init__(self, status, reason, message):
-        super(GcsError, self).__init__("%s %s: %s" % (status, reason, message))
-        self.status, self.reason, self.message = status, reason, message
-
-
-def _transient(exc):
-    if gcp_auth.HAS_GOOGLE_AUTH and isinstance(exc, (requests.ConnectionError, requests.Timeout,
-                                                     requests.exceptions.ChunkedEncodingError)):
-        return True
-    return isinstance(exc, GcsError) and (exc.status in (408, 429) or exc.status >= 500)
-
-
-def _md5_b64(digest):
-    return base64.b64encode(digest.digest()).decode("ascii")
-
-
-class GcsStore(ResumableDownloadStore):
+class GcsStore(PrefixedStore):
     def __init__(self, bucket, prefix="", access_token=None, service_account_file=None, endpoint_url=None,
-                 chunk_size=16 * 1024 * 1024, multipart_limit=8 * 1024 * 1024, retry_attempts=6,
-                 retry_base_delay=1.0, timeout=120):
-        if not gcp_auth.HAS_GOOGLE_AUTH:
-            raise ProviderError("GCS storage needs google-auth and requests", hint=gcp_auth.INSTALL_HINT)
+                 chunk_size=16 * 1024 * 1024, retry_base_delay=1.0, retry_timeout=120.0, timeout=120):
+        if not HAS_GCS or not gcp_auth.HAS_GOOGLE_AUTH:
+            raise ProviderError("GCS storage needs google-cloud-storage",
+                                hint="pip install google-cloud-storage (see requirements/controller.txt)")
         if chunk_size % QUANTUM:
             raise SpecError("store.chunk_size", "must be a multiple of 256 KiB for GCS resumable uploads")
-        self.bucket, self.prefix = bucket, (prefix or "").strip("/")
+        self.bucket_name, self.prefix = bucket, (prefix or "").strip("/")
         self.endpoint = (endpoint_url or DEFAULT_ENDPOINT).rstrip("/")
-        self.chunk_size, self.multipart_limit = chunk_size, multipart_limit
-        self.retry_attempts, self.retry_base_delay, self.timeout = retry_attempts, retry_base_delay, timeout
+        self.chunk_size, self.timeout = chunk_size, timeout
+        # Uploads replace whole objects with the same bytes on a retry, so they are safe to retry without
+        # an ifGenerationMatch precondition (the SDK's default retries only conditional uploads).
+        self.retry = DEFAULT_RETRY.with_delay(initial=retry_base_delay, maximum=retry_base_delay * 32,
+                                              multiplier=2.0).with_timeout(retry_timeout)
         self._access_token, self._service_account_file = access_token, service_account_file
-        self._session = None
+        self._bucket = None
 
     def describe(self):
-        return "gs://%s/%s" % (self.bucket, self.prefix)
+        return "gs://%s/%s" % (self.bucket_name, self.prefix)
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _credentials(self):
@@ -97,220 +82,119 @@ class GcsStore(ResumableDownloadStore):
                                           "credential"))
 
     @property
-    def session(self):
-        if self._session is None:
-            self._session = gcp_auth.authorized_session("GCS storage", self._credentials)
-        return self._session
+    def bucket(self):
+        if self._bucket is None:
+            # project=None: object operations need no project, and the SDK then does not go looking for one.
+            client = storage.Client(project=None, credentials=self._credentials(),
+                                    client_options={"api_endpoint": self.endpoint})
+            self._bucket = client.bucket(self.bucket_name)
+        return self._bucket
 
-    def _name(self, key):
-        return "%s/%s" % (self.prefix, key) if self.prefix else key
+    def _blob(self, key, upload=False):
+        # chunk_size only for uploads: a blob with a chunk size would download in many ranged requests,
+        # and the SDK verifies the MD5 only of answers that were not ranged.
+        return self.bucket.blob(self._name(key), chunk_size=self.chunk_size if upload else None)
 
-    def _object_url(self, key, upload=False):
-        if upload:
-            return "%s/upload/storage/v1/b/%s/o" % (self.endpoint, quote(self.bucket, safe=""))
-        return "%s/storage/v1/b/%s/o/%s" % (self.endpoint, quote(self.bucket, safe=""), quote(self._name(key), safe=""))
-
-    def _send(self, method, url, ok=(200,), **kwargs):
-        """One HTTP exchange; a status outside `ok` raises GcsError with the API's reason."""
-        kwargs.setdefault("timeout", self.timeout)
+    def _call(self, what, func, *args, **kwargs):
+        """func(*args, retry=..., timeout=...) with the SDK's errors mapped to ProviderError."""
         try:
-            response = self.session.request(method, url, **kwargs)
-        except GoogleAuthError as exc:
-            # RefreshError (token refused or not refreshable), TransportError (metadata server unreachable).
-            raise ProviderError("cannot get a Google access token for %s: %s" % (self.describe(), exc),
-                                code="UNAUTHENTICATED", hint=HINTS[401])
-        if response.status_code not in ok:
-            reason, message = "HTTP %d" % response.status_code, response.reason
-            try:
-                error = response.json().get("error", {})
-                message = error.get("message") or message
-                reason = (error.get("errors") or [{}])[0].get("reason") or error.get("status") or reason
-            except ValueError:
-                pass
-            response.close()
-            raise GcsError(response.status_code, reason, message)
-        return response
+            return func(*args, retry=self.retry, timeout=self.timeout, **kwargs)
+        except Exception as exc:  # pylint: disable=broad-except
+            raise self._error(what, exc)
 
-    def _retry(self, func):
-        return call_with_retry(func, _transient, attempts=self.retry_attempts, base=self.retry_base_delay)
-
-    def _call(self, what, func):
-        """Run func with retries; map what is left to ProviderError (NotFound keeps its code)."""
-        try:
-            return self._retry(func)
-        except GcsError as exc:
-            if exc.status == 404 and "bucket" in exc.message.lower():
+    def _error(self, what, exc):
+        """The ProviderError for an exception the SDK raised (`exc` itself when it is none of the SDK's)."""
+        if isinstance(exc, api_exceptions.RetryError) and exc.cause is not None:
+            return self._error(what, exc.cause)  # retries ran out: report what the last attempt got
+        if isinstance(exc, InvalidResponse) and getattr(exc, "response", None) is not None:
+            exc = api_exceptions.from_http_response(exc.response)  # the media layer's error, in API terms
+        elif isinstance(exc, api_exceptions.GoogleAPICallError) and not exc.errors and exc.response is not None:
+            exc = api_exceptions.from_http_response(exc.response)  # parse the JSON error body for its reason
+        if isinstance(exc, api_exceptions.NotFound):
+            if "bucket" in (exc.message or "").lower():
                 # "The specified bucket does not exist.": not a missing object, the store itself is wrong.
-                raise ProviderError("%s on %s failed: %s" % (what, self.describe(), exc.message), code="BucketNotFound",
-                                    hint=HINTS[404])
-            if exc.status == 404:
-                raise ProviderError("%s: not found in %s" % (what, self.describe()), code="NotFound")
-            raise ProviderError("%s on %s failed: %s" % (what, self.describe(), exc.message), code=exc.reason,
-                                hint=HINTS.get(exc.status))
-        except requests.RequestException as exc:
-            raise ProviderError("%s on %s failed: %s" % (what, self.describe(), exc), code="connection",
-                                hint="check store.endpoint_url and the network path to %s" % self.endpoint)
+                return ProviderError("%s on %s failed: %s" % (what, self.describe(), exc.message),
+                                     code="BucketNotFound", hint=HINTS[404])
+            return ProviderError("%s: not found in %s" % (what, self.describe()), code="NotFound")
+        if isinstance(exc, api_exceptions.GoogleAPICallError):
+            reason = exc.errors[0].get("reason") if exc.errors and isinstance(exc.errors[0], dict) else None
+            return ProviderError("%s on %s failed: %s" % (what, self.describe(), exc.message),
+                                 code=reason or "HTTP %s" % exc.code, hint=HINTS.get(exc.code))
+        if isinstance(exc, DataCorruption):
+            return self._corrupted(what)
+        if isinstance(exc, GoogleAuthError):
+            # RefreshError (token refused or not refreshable), TransportError (metadata server unreachable).
+            return ProviderError("cannot get a Google access token for %s: %s" % (self.describe(), exc),
+                                 code="UNAUTHENTICATED", hint=HINTS[401])
+        if isinstance(exc, (requests.RequestException, api_exceptions.RetryError)):
+            return ProviderError("%s on %s failed: %s" % (what, self.describe(), exc), code="connection",
+                                 hint="check store.endpoint_url and the network path to %s" % self.endpoint)
+        return exc
+
+    def _corrupted(self, what):
+        return ProviderError("%s on %s: the bytes do not match the MD5 GCS stored (corrupted in transit)"
+                             % (what, self.describe()), code="ChecksumMismatch", hint="run again")
 
     # -- ObjectStore -------------------------------------------------------------------------------
     def size(self, key):
+        # blob.reload rather than bucket.get_blob: get_blob answers None for a missing bucket too.
+        blob = self._blob(key)
         try:
-            meta = self._call("stat %s" % key, lambda: self._send(
-                "GET", self._object_url(key), params={"fields": "size"}).json())
+            self._call("stat %s" % key, blob.reload, projection="noAcl")
         except ProviderError as exc:
             if exc.code == "NotFound":
                 return None
             raise
-        return int(meta["size"])
+        return blob.size
 
     def put_bytes(self, key, data):
-        digest = hashlib.md5(data)
-        if len(data) <= self.multipart_limit:
-            self._call("put %s" % key, lambda: self._multipart(key, data, digest))
-        else:
-            self._resumable(key, len(data), digest, lambda offset, length: data[offset:offset + length])
+        self._call("put %s" % key, self._blob(key, upload=True).upload_from_string, data,
+                   content_type="application/octet-stream", checksum=CHECKSUM)
 
     def put_file(self, key, path):
-        size = os.path.getsize(path)
-        digest = md5_of_file(path)
-        if size <= self.multipart_limit:
-            with open(path, "rb") as handle:
-                data = handle.read()
-            self._call("put %s" % key, lambda: self._multipart(key, data, digest))
-            return
-        with open(path, "rb") as handle:
-            def read(offset, length):
-                handle.seek(offset)
-                return handle.read(length)
-            self._resumable(key, size, digest, read)
+        self._call("put %s" % key, self._blob(key, upload=True).upload_from_filename, path,
+                   content_type="application/octet-stream", checksum=CHECKSUM)
 
-    def _metadata(self, key, digest):
-        return {"name": self._name(key), "md5Hash": _md5_b64(digest)}
+    # The SDK resumes a cut download with a Range request, but checks the MD5 only of answers that were not
+    # ranged. Reading the metadata first makes every request name the generation (a replaced object is a
+    # 404, never a splice) and lets the whole download be checked here, resumed or not.
+    def _pinned(self, what, key):
+        blob = self._blob(key)
+        self._call(what, blob.reload, projection="noAcl")
+        return blob
 
-    def _multipart(self, key, data, digest):
-        # objects.insert, uploadType=multipart: a multipart/related body, metadata part then media part.
-        boundary = "llmops-%s" % uuid.uuid4().hex
-        body = b"".join([
-            ("--%s\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n" % boundary).encode(),
-            json.dumps(self._metadata(key, digest)).encode(),
-            ("\r\n--%s\r\nContent-Type: application/octet-stream\r\n\r\n" % boundary).encode(),
-            data,
-            ("\r\n--%s--\r\n" % boundary).encode(),
-        ])
-        self._send("POST", self._object_url(key, upload=True), params={"uploadType": "multipart"}, data=body,
-                   headers={"Content-Type": "multipart/related; boundary=%s" % boundary}).close()
+    def _check(self, what, blob, digest):
+        if blob.md5_hash and base64.b64encode(digest.digest()).decode("ascii") != blob.md5_hash:  # composites have none
+            raise self._corrupted(what)
 
-    def _resumable(self, key, size, digest, read):
-        what = "put %s" % key
-
-        def start():
-            response = self._send("POST", self._object_url(key, upload=True), params={"uploadType": "resumable"},
-                                  data=json.dumps(self._metadata(key, digest)),
-                                  headers={"Content-Type": "application/json; charset=UTF-8",
-                                           "X-Upload-Content-Type": "application/octet-stream",
-                                           "X-Upload-Content-Length": str(size)})
-            response.close()
-            if not response.headers.get("Location"):
-                raise ProviderError("%s: GCS started a resumable upload without a session URI" % what)
-            return response.headers["Location"]
-
-        session_url = self._call(what, start)
-        state = {"offset": 0}
-
-        def committed():
-            """Bytes the session holds: 308 + `Range: bytes=0-N` (none without Range), or done (200/201)."""
-            response = self._send("PUT", session_url, ok=(200, 201, 308), data=b"",
-                                  headers={"Content-Range": "bytes */%d" % size})
-            response.close()
-            if response.status_code in (200, 201):
-                return size
-            ranged = response.headers.get("Range")
-            return int(ranged.rsplit("-", 1)[1]) + 1 if ranged else 0
-
-        def send_chunk():
-            if state.get("lost"):
-                state["offset"] = committed()
-                state["lost"] = False
-            offset = state["offset"]
-            if offset >= size:
-                return True
-            chunk = read(offset, self.chunk_size)
-            end = offset + len(chunk) - 1
-            try:
-                response = self._send("PUT", session_url, ok=(200, 201, 308), data=chunk,
-                                      headers={"Content-Range": "bytes %d-%d/%d" % (offset, end, size)})
-            except Exception:
-                state["lost"] = True  # ask the session where it stands before sending more
-                raise
-            response.close()
-            if response.status_code in (200, 201):
-                state["offset"] = size
-                return True
-            ranged = response.headers.get("Range")
-            state["offset"] = int(ranged.rsplit("-", 1)[1]) + 1 if ranged else 0
-            return state["offset"] >= size
-
-        while not self._call(what, send_chunk):
-            pass
-
-    def _download(self, key, handle):
+    def get_bytes(self, key):
         what = "get %s" % key
-        state = {"written": 0, "generation": None, "md5": None, "digest": hashlib.md5()}
+        blob = self._pinned(what, key)
+        data = self._call(what, blob.download_as_bytes, checksum=CHECKSUM)
+        self._check(what, blob, hashlib.md5(data))
+        return data
 
-        def attempt():
-            params = {"alt": "media"}
-            headers = {}
-            if not state["written"]:
-                state["generation"], state["md5"] = None, None  # nothing kept yet: read whatever is current
-            if state["generation"]:
-                # Continue the same generation only: a replaced object fails with 412 instead of splicing.
-                params["ifGenerationMatch"] = state["generation"]
-            if state["written"]:
-                headers["Range"] = "bytes=%d-" % state["written"]
-            response = self._send("GET", self._object_url(key), ok=(200, 206), params=params, headers=headers,
-                                  stream=True)
-            try:
-                if state["written"] and response.status_code == 200:
-                    # The server ignored the range: start over.
-                    handle.truncate(0)
-                    if hasattr(handle, "seek"):
-                        handle.seek(0)
-                    state["written"], state["digest"] = 0, hashlib.md5()
-                state["generation"] = state["generation"] or response.headers.get("x-goog-generation")
-                for part in (response.headers.get("x-goog-hash") or "").split(","):
-                    name, dummy, value = part.strip().partition("=")
-                    if name == "md5":
-                        state["md5"] = value
-                for block in response.iter_content(64 * 1024):
-                    handle.write(block)
-                    state["digest"].update(block)
-                    state["written"] += len(block)
-            finally:
-                response.close()
-
-        self._call(what, attempt)
-        if state["md5"] and state["md5"] != _md5_b64(state["digest"]):
-            raise ProviderError("%s from %s: the bytes read do not match the MD5 GCS stored (corrupted in transit)"
-                                % (what, self.describe()), code="ChecksumMismatch", hint="run again")
+    def get_file(self, key, path):
+        what = "get %s" % key
+        blob = self._pinned(what, key)
+        self._call(what, blob.download_to_filename, path, checksum=CHECKSUM)  # removes the file on its errors
+        try:
+            self._check(what, blob, md5_of_file(path))
+        except ProviderError:
+            os.remove(path)
+            raise
 
     def list(self, prefix):
-        keys, token = [], None
-        strip = len(self.prefix) + 1 if self.prefix else 0
-        url = "%s/storage/v1/b/%s/o" % (self.endpoint, quote(self.bucket, safe=""))
-        while True:
-            params = {"fields": "items(name),nextPageToken"}
-            if self._name(prefix):
-                params["prefix"] = self._name(prefix)
-            if token:
-                params["pageToken"] = token
-            page = self._call("list %s" % prefix, lambda: self._send("GET", url, params=params).json())
-            keys.extend(item["name"][strip:] for item in page.get("items", []))
-            token = page.get("nextPageToken")
-            if not token:
-                return sorted(keys)
+        def names(retry, timeout):
+            # The iterator fetches the pages (pageToken) lazily: consume it inside the error mapping.
+            pages = self.bucket.list_blobs(prefix=self._name(prefix) or None, fields="items(name),nextPageToken",
+                                           retry=retry, timeout=timeout)
+            return [blob.name for blob in pages]
+        return self._relative(self._call("list %s" % prefix, names))
 
     def delete(self, key):
         try:
-            self._call("delete %s" % key, lambda: self._send("DELETE", self._object_url(key), ok=(200, 204)).close())
+            self._call("delete %s" % key, self._blob(key).delete)
         except ProviderError as exc:
             if exc.code != "NotFound":
                 raise

@@ -16,10 +16,10 @@ except ImportError:  # pragma: no cover
     HAS_BOTO3 = False
 
 from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError
-from ansible_collections.llmops.platform.plugins.module_utils.stores.base import ObjectStore
+from ansible_collections.llmops.platform.plugins.module_utils.stores.base import PrefixedStore
 
 
-class S3Store(ObjectStore):
+class S3Store(PrefixedStore):
     def __init__(self, bucket, prefix="", region=None, endpoint_url=None, profile=None,
                  access_key=None, secret_key=None, session_token=None):
         if not HAS_BOTO3:
@@ -33,9 +33,6 @@ class S3Store(ObjectStore):
 
     def describe(self):
         return "s3://%s/%s" % (self.bucket, self.prefix)
-
-    def _key(self, key):
-        return "%s/%s" % (self.prefix, key) if self.prefix else key
 
     def _call(self, what, func, **kwargs):
         try:
@@ -54,7 +51,7 @@ class S3Store(ObjectStore):
 
     def size(self, key):
         try:
-            return self._call("head %s" % key, self.client.head_object, Key=self._key(key))["ContentLength"]
+            return self._call("head %s" % key, self.client.head_object, Key=self._name(key))["ContentLength"]
         except ProviderError as exc:
             if exc.code == "NotFound":
                 return None
@@ -62,33 +59,32 @@ class S3Store(ObjectStore):
 
     def put_file(self, key, path):
         with open(path, "rb") as handle:
-            self._call("put %s" % key, self.client.put_object, Key=self._key(key), Body=handle)
+            self._call("put %s" % key, self.client.put_object, Key=self._name(key), Body=handle)
 
     def put_bytes(self, key, data):
-        self._call("put %s" % key, self.client.put_object, Key=self._key(key), Body=data)
+        self._call("put %s" % key, self.client.put_object, Key=self._name(key), Body=data)
 
     def get_file(self, key, path):
-        body = self._call("get %s" % key, self.client.get_object, Key=self._key(key))["Body"]
+        body = self._call("get %s" % key, self.client.get_object, Key=self._name(key))["Body"]
         with open(path, "wb") as handle:
             for chunk in iter(lambda: body.read(1 << 20), b""):
                 handle.write(chunk)
 
     def get_bytes(self, key):
-        return self._call("get %s" % key, self.client.get_object, Key=self._key(key))["Body"].read()
+        return self._call("get %s" % key, self.client.get_object, Key=self._name(key))["Body"].read()
 
     def list(self, prefix):
         keys, token = [], None
-        full = self._key(prefix)
+        full = self._name(prefix)
         while True:
             kwargs = {"Prefix": full}
             if token:
                 kwargs["ContinuationToken"] = token
             page = self._call("list %s" % prefix, self.client.list_objects_v2, **kwargs)
-            strip = len(self.prefix) + 1 if self.prefix else 0
-            keys.extend(item["Key"][strip:] for item in page.get("Contents", []))
+            keys.extend(item["Key"] for item in page.get("Contents", []))
             token = page.get("NextContinuationToken")
             if not token:
-                return sorted(keys)
+                return self._relative(keys)
 
     def delete(self, key):
-        self._call("delete %s" % key, self.client.delete_object, Key=self._key(key))
+        self._call("delete %s" % key, self.client.delete_object, Key=self._name(key))
