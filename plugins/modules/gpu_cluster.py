@@ -305,6 +305,19 @@ events:
   type: list
   elements: str
   sample: ["node_pool/gpu: g6.xlarge had no capacity in us-east-1a; using g6.2xlarge"]
+attempts:
+  description:
+    - The attempt trace of the capacity fallback, one entry per placement considered while creating node pools,
+      in order. C(outcome) is V(created), V(no_capacity), V(skipped) (an earlier answer, such as a
+      regional quota, ruled it out; nothing was sent) or V(failed) (an error that is not about capacity, which
+      stops the run). Empty when no pool was created, and in check mode.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {pool: gpu, instance_type: g6.xlarge, zones: [us-east-1a], outcome: no_capacity,
+       code: InsufficientInstanceCapacity, error: "g6.xlarge had no capacity (...)", seconds: 1203.4}
+    - {pool: gpu, instance_type: g6.2xlarge, zones: [us-east-1a], outcome: created, code: null, error: null, seconds: 312.9}
 kubeconfig:
   description: Path of the kubeconfig written, when the provider has a Kubernetes API and O(kubeconfig) was set.
   returned: when written or unchanged
@@ -396,6 +409,7 @@ def run(module):
         actions=plan.describe(),
         not_updatable=plan.not_updatable,
         events=provider.events,
+        attempts=provider.attempts,
         cluster=after.summary() if after else {},
         nodes=[n.as_dict() for n in nodes],
     )

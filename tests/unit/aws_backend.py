@@ -61,6 +61,9 @@ class FaultProxy(http.server.ThreadingHTTPServer):
         self.nodegroup_versions = {}  # (cluster, nodegroup) -> launchTemplate set by UpdateNodegroupVersion
         self.stay_creating = set()  # node group names reported CREATING whatever moto says
         self.invalid = []  # (operation, report) of requests the real API would refuse
+        # X-Amz-Target -> answer(request JSON) -> (status, JSON): JSON-protocol operations moto lacks
+        # (the Price List Query API), answered by the test that needs them.
+        self.json_answers = {}
         super(FaultProxy, self).__init__(("127.0.0.1", 0), ProxyHandler)
 
     def mutations(self, since=0):
@@ -92,6 +95,9 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         self.server.requests.append((self.command, self.path, action.group(1) if action else target))
         if target.endswith("GetServiceQuota"):
             return self._service_quota(json.loads(body or b"{}"))
+        if target in self.server.json_answers:
+            status, data = self.server.json_answers[target](json.loads(body or b"{}"))
+            return self._json(status, data, "application/x-amz-json-1.1")
         if self.path.startswith("/clusters") and self.command in ("POST", "PUT") and body:
             self.server.bodies.append((self.command, self.path, json.loads(body)))
         access = ACCESS_PATH.match(self.path)
@@ -162,10 +168,10 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
                                            **self.server.nodegroup_versions[(cluster, nodegroup)])
         return json.dumps(data).encode()
 
-    def _json(self, status, data):
+    def _json(self, status, data, content_type="application/json"):
         body = json.dumps(data).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

@@ -39,6 +39,7 @@ from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec impor
 from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError, WaitTimeout
 from ansible_collections.llmops.platform.plugins.module_utils.providers.base import (
     CapacityMiss, CapacityOffer, ClusterProvider, ClusterState, Node, NodePoolState)
+from ansible_collections.llmops.platform.plugins.module_utils.providers.pricing_aws import AwsPricingMixin
 from ansible_collections.llmops.platform.plugins.module_utils.retry import call_with_retry
 
 # EKS spells taint effects and capacity types its own way.
@@ -75,7 +76,7 @@ MANAGED_BY = {"llmops.io/managed-by": "llmops.platform"}
 NODE_CONFIG_IN_USER_DATA = ("sysctls", "kubelet", "secure_boot")
 
 
-class AwsProvider(ClusterProvider):
+class AwsProvider(AwsPricingMixin, ClusterProvider):
     name = "aws"
     updatable_pool_fields = frozenset(["count", "min_count", "max_count", "labels", "taints", "node_config"])
     updatable_cluster_fields = frozenset(["kubernetes_version"])
@@ -500,6 +501,9 @@ class AwsProvider(ClusterProvider):
         return CapacityMiss(code="InsufficientInstanceCapacity",
                             reason="%s had no capacity (%s)" % (instance_type, problem))
 
+    def placement_fields(self, placement):
+        return {"instance_type": placement[0], "zones": list(placement[2] or [])}
+
     def pool_placed(self, spec, pool, placement, misses):
         if misses:
             self.record("node_pool/%s: %s; using %s" % (pool.name, "; ".join(m.reason for m in misses), placement[0]))
@@ -665,6 +669,7 @@ class AwsProvider(ClusterProvider):
                             hint="set region (e.g. us-east-1) or regions: [us-east-1, us-west-2]")
         for region in regions:
             offered = self._offered([s.instance_type for s in shapes], region)
+            vcpus = self._vcpus(sorted(offered), region)
             quotas = {}
             for s in shapes:
                 family = "P" if s.instance_type.startswith("p") else "G"
@@ -674,8 +679,20 @@ class AwsProvider(ClusterProvider):
                 for zone in offered.get(s.instance_type, []):
                     offers.append(CapacityOffer(region=region, zone=zone, instance_type=s.instance_type,
                                                 gpus_per_node=s.gpus, quota_name="%s (%s)" % (quota_name, quota_code),
-                                                quota_limit=limit, quota_unit="vCPUs" if limit is not None else None))
+                                                quota_limit=limit, quota_unit="vCPUs" if limit is not None else None,
+                                                quota_per_node=vcpus.get(s.instance_type)))
         return offers
+
+    def _vcpus(self, instance_types, region):
+        """Instance type -> vCPUs (what one node draws on the vCPU quota), from DescribeInstanceTypes."""
+        if not instance_types:
+            return {}
+        try:
+            page = self.call("ec2", "describe_instance_types", InstanceTypes=list(instance_types), _region=region)
+        except ProviderError as exc:
+            self.record("%s: vCPUs of %s could not be read (%s)" % (region, ", ".join(instance_types), exc.code or exc.message))
+            return {}
+        return dict((t["InstanceType"], float(t["VCpuInfo"]["DefaultVCpus"])) for t in page.get("InstanceTypes", []))
 
     def _quota(self, region, family, capacity_type):
         code, name = QUOTA_CODES[(family, capacity_type)]

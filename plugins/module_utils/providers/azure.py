@@ -49,6 +49,7 @@ from ansible_collections.llmops.platform.plugins.module_utils.providers.azure_tr
     AKS_LABEL_PREFIX, READONLY_CLUSTER, READONLY_FOUNDATION, READONLY_POOL, AksTranslationMixin, _comparable,
     _format_taint, _get_path, _plain, _set_path, _zone)
 from ansible_collections.llmops.platform.plugins.module_utils.providers.base import ClusterProvider, ClusterState, Node
+from ansible_collections.llmops.platform.plugins.module_utils.providers.pricing_azure import AzurePricingMixin
 from ansible_collections.llmops.platform.plugins.module_utils.waiter import wait_for
 
 # AgentPools_CreateOrUpdate path parameter agentPoolName (REST reference, learn.microsoft.com/rest/api/aks/
@@ -57,7 +58,7 @@ POOL_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
-class AzureProvider(AksApiMixin, AksCapacityMixin, AksTranslationMixin, ClusterProvider):
+class AzureProvider(AksApiMixin, AksCapacityMixin, AzurePricingMixin, AksTranslationMixin, ClusterProvider):
     name = "azure"
     updatable_pool_fields = frozenset(["count", "min_count", "max_count", "labels", "taints"])
     updatable_cluster_fields = frozenset(["kubernetes_version"]) | azure_translate.FOUNDATION_IN_PLACE

@@ -87,11 +87,13 @@ class AksCapacityMixin(object):
                     continue
                 quota_name = "lowPriorityCores" if capacity_type == "spot" else sku.get("family")
                 usage = quota.get(quota_name) or {}
+                vcpus = dict((c.get("name"), c.get("value")) for c in sku.get("capabilities") or []).get("vCPUs")
                 for zone in zones or [None]:
                     offers.append(CapacityOffer(
                         region=region, instance_type=candidate.instance_type, gpus_per_node=candidate.gpus, zone=zone,
                         quota_name=quota_name, quota_limit=usage.get("limit"),
-                        quota_used=usage.get("currentValue"), quota_unit="vCPUs" if usage else None))
+                        quota_used=usage.get("currentValue"), quota_unit="vCPUs" if usage else None,
+                        quota_per_node=float(vcpus) if vcpus else None))
         return offers
 
     def pool_placements(self, spec, pool):
@@ -126,6 +128,9 @@ class AksCapacityMixin(object):
                 miss.rules_out = lambda candidate: candidate[0] == size
             return miss
         return None
+
+    def placement_fields(self, placement):
+        return {"instance_type": placement[0], "zones": list(placement[1])}
 
     def pool_placed(self, spec, pool, placement, misses):
         size, zone_set = placement[:2]

@@ -17,11 +17,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import abc
+import datetime
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional
 
 from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import GpuSpec, Taint
-from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError
+from ansible_collections.llmops.platform.plugins.module_utils.errors import LlmopsError, ProviderError
 
 
 @dataclass
@@ -62,9 +64,30 @@ class CapacityOffer:
     quota_limit: Optional[float] = None
     quota_used: Optional[float] = None
     quota_unit: Optional[str] = None
+    # What one node of this shape draws on that quota (vCPUs or GPUs), where the cloud says.
+    quota_per_node: Optional[float] = None
 
     def as_dict(self):
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def read_time():
+    """Now, UTC, to the second (ISO 8601): when a price was read."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+
+@dataclass
+class Price:
+    """An hourly price as a cloud's own price source gave it: never a number typed into the code.
+
+    `source` names the API and the rows read, `read_at` when they were read (UTC, ISO 8601), and `by_zone`
+    the zone prices behind `per_hour` where they differ by zone (spot); `per_hour` is then the lowest."""
+
+    per_hour: float
+    source: str
+    read_at: str
+    currency: str = "USD"
+    by_zone: Optional[Dict[str, float]] = None
 
 
 @dataclass
@@ -148,6 +171,9 @@ class ClusterProvider(abc.ABC):
         # Things worth telling the user that are not errors, e.g. "g6.xlarge had no capacity in
         # us-east-1a; node_pool/gpu uses g6.2xlarge". Returned by the module as `events`.
         self.events = []
+        # The capacity fallback's attempt trace: one dict per placement considered (see
+        # create_pool_with_fallback), returned by gpu_cluster as `attempts`.
+        self.attempts = []
 
     def record(self, message):
         self.events.append(message)
@@ -207,6 +233,17 @@ class ClusterProvider(abc.ABC):
         (the provider's configured region when empty), with the quota that applies to `capacity_type`."""
         raise NotImplementedError("the %s provider does not report GPU capacity" % self.name)
 
+    def gpu_prices(self, region, instance_types, capacity_type="on_demand"):
+        """{instance type: Price} from the cloud's price source for `region`. A type without a row is left
+        out, one whose rows cannot be told apart maps to a string saying why, and a source that cannot be
+        reached raises ProviderError: the plan then says "price unknown" and gives the reason."""
+        raise NotImplementedError("the %s provider has no price source" % self.name)
+
+    def unknown_regions(self, regions):
+        """(the names in `regions` this cloud does not have, some it does have for the hint); ([], []) when
+        the provider cannot tell."""
+        return [], []
+
     # -- capacity fallback: the loop once, the cloud-specific parts in each provider -------------------
     def create_pool_with_fallback(self, spec, pool):
         """Create `pool` at the first placement the cloud can supply and return that placement.
@@ -216,26 +253,51 @@ class ClusterProvider(abc.ABC):
         capacity there, after cleaning up what the attempt left; any other error raises and stops the loop).
         A miss may rule out later candidates. pool_missed and pool_placed record events in the cloud's own
         words; no_capacity_error is raised when every candidate missed.
+
+        Every candidate leaves one entry in `self.attempts` (the attempt trace): the pool, the placement
+        (placement_fields), the outcome (created, no_capacity, skipped when an earlier answer ruled it out,
+        failed for an error that stops the loop), the cloud's code and words, and the seconds it took.
         """
         candidates = list(self.pool_placements(spec, pool))
         misses, rules = [], []
 
         def ruled_out(placement):
-            return any(rule(placement) for rule in rules)
+            """The miss whose answer rules `placement` out, or None."""
+            return next((miss for rule, miss in rules if rule(placement)), None)
+
+        def trace(placement, outcome, started, code=None, error=None):
+            entry = dict(pool=pool.name, outcome=outcome, code=code, error=error,
+                         seconds=round(time.monotonic() - started, 3) if started else 0.0)
+            entry.update(self.placement_fields(placement))
+            self.attempts.append(entry)
 
         for i, placement in enumerate(candidates):
-            if ruled_out(placement):
+            earlier = ruled_out(placement)
+            if earlier is not None:
+                # Not sent: an earlier answer (a regional quota) already said it cannot succeed.
+                trace(placement, "skipped", None, earlier.code, "ruled out by an earlier answer: %s" % earlier.reason)
                 continue
-            miss = self.try_pool_placement(spec, pool, placement)
+            started = time.monotonic()
+            try:
+                miss = self.try_pool_placement(spec, pool, placement)
+            except LlmopsError as exc:
+                trace(placement, "failed", started, getattr(exc, "code", None), exc.message)
+                raise
             if miss is None:
+                trace(placement, "created", started)
                 self.pool_placed(spec, pool, placement, misses)
                 return placement
+            trace(placement, "no_capacity", started, miss.code, miss.reason)
             misses.append(miss)
             if miss.rules_out is not None:
-                rules.append(miss.rules_out)
-            following = next((c for c in candidates[i + 1:] if not ruled_out(c)), None)
+                rules.append((miss.rules_out, miss))
+            following = next((c for c in candidates[i + 1:] if ruled_out(c) is None), None)
             self.pool_missed(spec, pool, placement, miss, following)
         raise self.no_capacity_error(spec, pool, candidates, misses)
+
+    def placement_fields(self, placement):
+        """A placement as the attempt trace shows it: instance_type and zones where the provider says."""
+        return {"placement": str(placement)}
 
     def pool_placements(self, spec, pool):
         """Where `pool` may go, most preferred first (the provider's own placement objects)."""

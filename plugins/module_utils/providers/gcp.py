@@ -45,6 +45,7 @@ from ansible_collections.llmops.platform.plugins.module_utils.errors import Prov
 from ansible_collections.llmops.platform.plugins.module_utils.providers.base import ClusterProvider, ClusterState, Node
 from ansible_collections.llmops.platform.plugins.module_utils.providers.gcp_api import DEFAULT_API, DEFAULT_COMPUTE, HINTS, SCOPES, GkeApiMixin
 from ansible_collections.llmops.platform.plugins.module_utils.providers.gcp_capacity import GkeCapacityMixin
+from ansible_collections.llmops.platform.plugins.module_utils.providers.pricing_gcp import GcpPricingMixin
 from ansible_collections.llmops.platform.plugins.module_utils.providers.gcp_translate import (
     STATUS_FROM_GKE, EFFECT_TO_GKE, GkeTranslationMixin, _nat_sources, _version, _with_sources, gke_node_config)
 from ansible_collections.llmops.platform.plugins.module_utils.waiter import wait_for
@@ -54,7 +55,7 @@ BOOTSTRAP_POOL = "llmops-bootstrap"
 VERSION_RE = re.compile(r"^\d+\.\d+$")
 
 
-class GcpProvider(GkeApiMixin, GkeCapacityMixin, GkeTranslationMixin, ClusterProvider):
+class GcpProvider(GkeApiMixin, GkeCapacityMixin, GcpPricingMixin, GkeTranslationMixin, ClusterProvider):
     name = "gcp"
     # UpdateNodePoolRequest (v1) changes labels, taints, kubeletConfig and linuxNodeConfig in place (the
     # last two roll the nodes); setSize and setAutoscaling the counts. shieldedInstanceConfig cannot change.

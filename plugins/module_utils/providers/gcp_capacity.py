@@ -132,6 +132,9 @@ class GkeCapacityMixin(object):
             return miss
         return None
 
+    def placement_fields(self, placement):
+        return {"instance_type": placement[0], "zones": [placement[1]]}
+
     def pool_missed(self, spec, pool, placement, miss, following):
         self.record("node_pool/%s: %s had no capacity in %s (%s); %s" % (
             pool.name, placement[0], placement[1], miss.detail,

@@ -16,8 +16,8 @@ answered 418 (a 4xx the provider does not retry) and recorded, and the test fail
 google-auth AuthorizedSession (requests) talks to it over plain http on 127.0.0.1.
 
 Beyond the fixtures we wrote, every request the server sees is checked against the real API: its verb
-and path must be a method of the GKE (container.v1) or Compute (compute.v1) discovery document that
-ships with google-api-python-client, and its JSON body must fit that method's request schema
+and path must be a method of the GKE (container.v1), Compute (compute.v1) or Cloud Billing
+(cloudbilling.v1) discovery document that ships with google-api-python-client, and its JSON body must fit that method's request schema
 (tests/unit/schema_check.py: unknown field, wrong type or value outside an enum fails the test).
 """
 import json
@@ -91,7 +91,9 @@ class FixtureServer(object):
         import schema_check
         problems = []
         for method, path, dummy, body in self.seen:
-            document = schema_check.load_discovery("compute.v1" if path.startswith("/compute/") else "container.v1")
+            document = schema_check.load_discovery(
+                "compute.v1" if path.startswith("/compute/") else
+                "cloudbilling.v1" if path.startswith("/v1/services/") else "container.v1")
             problems.extend(schema_check.discovery_request_problems(document, method, path, body))
         return problems
 

@@ -98,6 +98,11 @@ def test_capacity_fallback_takes_the_next_instance_type(aws_backend, run_module)
     assert len(result["events"]) == 1
     assert "g6.xlarge had no capacity" in result["events"][0] and "InsufficientInstanceCapacity" in result["events"][0]
     assert result["events"][0].endswith("using g6.2xlarge")
+    # The attempt trace: the cloud's answer for the first type, then the type that was created.
+    assert [(a["pool"], a["instance_type"], a["outcome"], a["code"]) for a in result["attempts"]] == [
+        ("gpu", "g6.xlarge", "no_capacity", "InsufficientInstanceCapacity"), ("gpu", "g6.2xlarge", "created", None)]
+    assert "InsufficientInstanceCapacity" in result["attempts"][0]["error"]
+    assert all(a["seconds"] > 0 and a["zones"] for a in result["attempts"])
     # The catalog lists g6.xlarge first, but the pool runs a candidate: no drift on the next run.
     assert run_module(gpu_cluster.main, cluster_args(aws_backend, "llmops-aws-b", [pool]))["changed"] is False
     run_module(gpu_cluster.main, {"provider": "aws", "name": "llmops-aws-b", "region": "us-east-1", "state": "absent",
@@ -154,7 +159,7 @@ def test_missing_role_is_named(aws_backend, run_module):
     assert result.failed and result["msg"].startswith("provider_options.node_role_arn: is required")
 
 
-def test_gpu_capacity_lists_zones_and_quota(aws_backend, run_module):
+def test_gpu_capacity_lists_zones_and_quota(aws_backend, run_module, price_list):
     aws_backend.proxy.quotas["L-DB2E81BA"] = 64.0
     result = run_module(gpu_capacity_info.main, {
         "provider": "aws", "region": "us-east-1", "gpu": {"type": "nvidia-l4", "count": 1},
@@ -163,7 +168,8 @@ def test_gpu_capacity_lists_zones_and_quota(aws_backend, run_module):
     offers = result["offers"]
     assert offers and {o["region"] for o in offers} == {"us-east-1"}
     assert {o["instance_type"] for o in offers} >= {"g6.xlarge"}
-    assert all(o["zone"].startswith("us-east-1") and o["gpus_per_node"] == 1 for o in offers)
+    assert all(o["zones"] and all(z.startswith("us-east-1") for z in o["zones"]) and o["gpus_per_node"] == 1
+               for o in offers)
     assert all(o["quota_limit"] == 64.0 and o["quota_unit"] == "vCPUs" for o in offers)
     assert result["regions_without_offers"] == ["eu-west-1"]
 

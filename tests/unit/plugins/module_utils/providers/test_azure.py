@@ -84,6 +84,9 @@ def test_capacity_fallback_to_the_next_vm_size_records_an_event(server, provider
     assert provider.events == [
         "node_pool/gpu: Standard_NC4as_T4_v3 had no capacity in eastus zone 1 (ZonalAllocationFailed); "
         "using Standard_NC8as_T4_v3 in zone 1"]
+    assert [(a["instance_type"], a["zones"], a["outcome"], a["code"]) for a in provider.attempts] == [
+        ("Standard_NC4as_T4_v3", ["1"], "no_capacity", "ZonalAllocationFailed"),
+        ("Standard_NC8as_T4_v3", ["1"], "created", None)]
 
 
 def test_capacity_fallback_exhausted_names_sizes_code_and_hint(server, provider):

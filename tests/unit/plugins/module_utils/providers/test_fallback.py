@@ -5,6 +5,8 @@ file pins the loop's own rules with a provider whose cloud is a table of answers
 of attempts, what a miss's rules_out skips, what pool_missed is told comes next, and that an error that
 is not about capacity stops the loop at once.
 """
+import time
+
 import pytest
 
 from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError
@@ -24,12 +26,14 @@ class TableProvider(ClusterProvider):
     def __init__(self, placements, answers):
         super(TableProvider, self).__init__({})
         self.placements, self.answers, self.tried, self.told = placements, answers, [], []
+        self.delay = 0
 
     def pool_placements(self, spec, pool):
         return list(self.placements)
 
     def try_pool_placement(self, spec, pool, placement):
         self.tried.append(placement)
+        time.sleep(self.delay)
         answer = self.answers.get(placement, "ok")
         if isinstance(answer, Exception):
             raise answer
@@ -39,6 +43,9 @@ class TableProvider(ClusterProvider):
         if answer == "quota":
             miss.rules_out = lambda candidate: candidate[0] == placement[0]
         return miss
+
+    def placement_fields(self, placement):
+        return {"instance_type": placement[0], "zones": [placement[1]]}
 
     def pool_missed(self, spec, pool, placement, miss, following):
         self.told.append((placement, following))
@@ -81,3 +88,26 @@ def test_an_error_that_is_not_about_capacity_stops_the_loop():
         provider.create_pool_with_fallback(None, Pool())
     assert err.value.code == "AuthorizationFailed"
     assert provider.tried == [("a", "z1"), ("a", "z2")] and provider.events == []
+
+
+def test_every_attempt_is_traced_with_outcome_error_and_seconds():
+    provider = TableProvider(PLACEMENTS, {("a", "z1"): "stockout", ("a", "z2"): "quota", ("b", "z1"): "stockout"})
+    provider.delay = 0.05
+    provider.create_pool_with_fallback(None, Pool())
+    trace = [(a["instance_type"], a["zones"], a["outcome"], a["code"]) for a in provider.attempts]
+    assert trace == [("a", ["z1"], "no_capacity", "STOCKOUT"), ("a", ["z2"], "no_capacity", "QUOTA"),
+                     ("a", ["z3"], "skipped", "QUOTA"), ("b", ["z1"], "no_capacity", "STOCKOUT"),
+                     ("b", ["z2"], "created", None)]
+    assert provider.attempts[0]["error"] == "a in z1: stockout" and provider.attempts[0]["pool"] == "gpu"
+    assert provider.attempts[2]["error"] == "ruled out by an earlier answer: a in z2: quota"
+    # Tried placements took the cloud's time; a skipped one sent nothing and took none.
+    assert all(a["seconds"] >= 0.05 for a in provider.attempts if a["outcome"] != "skipped")
+    assert provider.attempts[2]["seconds"] == 0.0
+
+
+def test_an_error_that_stops_the_loop_is_the_last_attempt_traced():
+    provider = TableProvider(PLACEMENTS, {("a", "z1"): "stockout", ("a", "z2"): ProviderError("denied", code="AuthorizationFailed")})
+    with pytest.raises(ProviderError):
+        provider.create_pool_with_fallback(None, Pool())
+    assert [(a["outcome"], a["code"], a["error"]) for a in provider.attempts] == [
+        ("no_capacity", "STOCKOUT", "a in z1: stockout"), ("failed", "AuthorizationFailed", "denied")]

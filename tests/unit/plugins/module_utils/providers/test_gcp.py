@@ -139,6 +139,11 @@ def test_capacity_fallback_to_next_zone_then_machine_type(request):
         "zones of us-central1 share that quota); trying g2-standard-8 in us-central1-a",
         "node_pool/gpu: using g2-standard-8 in us-central1-a",
     ]
+    # The attempt trace: the regional quota answer skipped nothing here (b was the last zone of g2-standard-4).
+    assert [(a["instance_type"], a["zones"], a["outcome"], a["code"]) for a in provider.attempts] == [
+        ("g2-standard-4", ["us-central1-a"], "no_capacity", "ZONE_RESOURCE_POOL_EXHAUSTED"),
+        ("g2-standard-4", ["us-central1-b"], "no_capacity", "QUOTA_EXCEEDED"),
+        ("g2-standard-8", ["us-central1-a"], "created", None)]
 
 
 def test_capacity_exhausted_everywhere_is_an_error_with_code_and_hint(request):
@@ -349,6 +354,11 @@ def test_gke_regional_quota_403_falls_back_to_the_next_machine_type(request):
         "zones of us-central1 share that quota); trying g2-standard-8 in us-central1-a",
         "node_pool/gpu: using g2-standard-8 in us-central1-a",
     ]
+    # The attempt trace: us-central1-b was skipped, not sent, after the region's quota answer.
+    assert [(a["instance_type"], a["zones"], a["outcome"], a["code"]) for a in provider.attempts] == [
+        ("g2-standard-4", ["us-central1-a"], "no_capacity", "QUOTA_EXCEEDED"),
+        ("g2-standard-4", ["us-central1-b"], "skipped", "QUOTA_EXCEEDED"),
+        ("g2-standard-8", ["us-central1-a"], "created", None)]
 
 
 def test_gke_quota_403_everywhere_is_a_quota_error_not_iam(request):
