@@ -151,7 +151,7 @@ stage_e2e() {
     grep -q 'smoke test passed: http://127.0.0.1:8080 ' "$run" || { echo "e2e: no passed smoke test in $run" >&2; return 1; }
   done
   local key_file="$HOME/.llmops/llmops-lab/serving-api-key" api=http://127.0.0.1:8080/v1/completions
-  local body='{"model": "tiny-llama", "prompt": "Hello", "max_tokens": 4}'
+  local body='{"model": "smollm2-135m-instruct", "prompt": "Hello", "max_tokens": 4}'
   [[ "$(stat -c %a "$key_file")" == 600 ]] || { echo "e2e: $key_file is not mode 600" >&2; return 1; }
   local answer; answer="$(curl -sS --fail -H "Authorization: Bearer $(cat "$key_file")" \
                            -H 'Content-Type: application/json' -d "$body" "$api")"

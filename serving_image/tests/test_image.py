@@ -97,3 +97,30 @@ def test_container_serves_over_http_read_only(image, model_dir, tmp_path):
         assert code == "0", _podman("logs", name, check=False).stdout[-4000:]
     finally:
         _podman("rm", "-f", name, check=False)
+
+
+def test_import_cli_converts_gguf_in_a_networkless_read_only_container(image, bpe_model_dir, tmp_path):
+    """What the model_import role runs: llmops-import-model as uid 1000, no network, read-only root. The
+    image must carry everything the GGUF path needs (gguf, accelerate); the result must load."""
+    from test_import_model import write_gguf
+
+    src = tmp_path / "src"
+    src.mkdir()
+    gguf_file = write_gguf(bpe_model_dir, src / "tiny.gguf")
+    gguf_file.chmod(0o644)
+    out = tmp_path / "out"
+    out.mkdir()
+    if os.geteuid() == 0:
+        os.chown(out, 1000, 1000)
+    else:
+        out.chmod(0o777)
+    run = _podman("run", "--rm", "--network", "none", "--read-only", "--tmpfs", "/tmp", "--user", "1000:1000",
+                  "--cap-drop", "all", "--security-opt", "no-new-privileges",
+                  "-v", f"{gguf_file}:/in/tiny.gguf:ro", "-v", f"{out}:/out",
+                  "--entrypoint", "/opt/venv/bin/llmops-import-model", image,
+                  "/in/tiny.gguf", "/out/model", "--source", "test:tiny", check=False, timeout=300)
+    assert run.returncode == 0, run.stderr[-4000:]
+    provenance = json.loads(run.stdout.strip().splitlines()[-1])
+    assert provenance["source_kind"] == "gguf" and provenance["architecture"] == "llama"
+    assert sorted(p.name for p in (out / "model").glob("*.safetensors")) == ["model.safetensors"]
+    assert json.loads((out / "model" / "llmops-provenance.json").read_text()) == provenance
