@@ -64,13 +64,13 @@ def test_containerfile_has_the_base_image_argument(context):
     assert re.search(r'^ARG PKGMGR="[^"]+"$', containerfile, re.M), "PKGMGR must be overridable for RHEL bases"
     assert re.search(r'^ARG ANSIBLE_INSTALL_REFS="ansible-core==[\d.]+ ansible-runner==[\d.]+"$', containerfile, re.M)
     assert "USER 1000" in containerfile, "the EE must not run jobs as root"
-    assert "install --offline --collections-path /usr/share/ansible/collections /build/llmops/llmops-platform-" \
+    assert "install --offline --collections-path /usr/share/ansible/collections /build/collections/llmops-platform-" \
         in containerfile
 
 
 def test_context_holds_the_collection_and_its_requirements(context):
     build = context / "_build"
-    (artifact,) = (build / "llmops").glob("llmops-platform-*.tar.gz")
+    (artifact,) = (build / "collections").glob("llmops-platform-*.tar.gz")
     with tarfile.open(artifact) as tar:
         names = tar.getnames()
     assert "MANIFEST.json" in names and "plugins/modules/gpu_cluster.py" in names
