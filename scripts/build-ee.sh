@@ -64,13 +64,14 @@ inputs_hash() {
   echo "$pkgmgr $collections"
 }
 want="$(inputs_hash | sha256sum | cut -c1-16)"
-have="$(podman image inspect --format '{{ index .Labels "llmops.recipe" }}' "$image" 2>/dev/null || true)"
+have="$(podman image inspect --format '{{ index .Labels "llmops.ee.recipe" }}' "$image" 2>/dev/null || true)"
 if ! $force && [[ "$have" == "$want" ]]; then
   log "execution environment $image is up to date ($want)"
   exit 0
 fi
 
-extra=(--label "llmops.recipe=$want")
+# podman puts the label on every stage's image too: that is how the cleanup below finds them.
+extra=(--label "llmops.ee.recipe=$want")
 [[ "$base" == localhost/* ]] && extra+=(--pull=never)
 # A host behind a TLS-inspecting proxy: pip in the build trusts the same CA bundle as pip here. The files
 # are bind-mounted into each RUN step (podman build --volume), so nothing of this host lands in a layer.
@@ -91,3 +92,10 @@ ansible-builder build -f execution-environment.yml -c "$out/context" -t "$image"
   --extra-build-cli-args "$(printf '%q ' "${extra[@]}")" -v 2
 log "built $image in $((SECONDS - started))s: $(podman image inspect --format '{{.Size}}' "$image" \
   | awk '{ printf "%.0f MB", $1 / 1e6 }')"
+# ansible-builder's stages (galaxy, builder) stay as untagged images: keep this build's (the layer cache of
+# the next one) and remove those of earlier builds, and the image this tag named before. Only ours: they
+# carry the llmops.ee.recipe label.
+for id in $(podman images --quiet --filter dangling=true); do
+  label="$(podman image inspect --format '{{ index .Labels "llmops.ee.recipe" }}' "$id" 2>/dev/null || true)"
+  if [[ -n "$label" && "$label" != "<no value>" && "$label" != "$want" ]]; then podman rmi "$id" >/dev/null 2>&1 || true; fi
+done
