@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Write what AWX's credential injection puts into a job's private data directory, for our custom types.
 
 Follows AWX's CredentialType.inject_credential (awx/main/models/credential/__init__.py) and the job's
@@ -11,7 +10,7 @@ extra-vars file (awx/main/tasks/jobs.py, build_extra_vars_file):
   templated again), to a temp file under env/ passed as `-e @/runner/env/<file>` in env/cmdline.
 scripts/ee-run.sh runs a playbook with such a directory (LLMOPS_EE_PRIVATE_DATA).
 
-  scripts/awx-inject.py PRIVATE_DATA_DIR INPUTS.yml [CREDENTIAL_TYPES.yml]
+  python3 scripts/awx-inject.py PRIVATE_DATA_DIR INPUTS.yml [CREDENTIAL_TYPES.yml]
 INPUTS.yml maps credential type names to their inputs; the types come from playbooks/vars/awx.yml.
 Prints the injected variable names, never their values.
 """

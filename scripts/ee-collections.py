@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Pack the collections requirements.yml names, from the copies installed on this machine, as Galaxy artifacts.
 
 Galaxy cannot be reached from here, but the `ansible` package in the virtualenv carries every collection
@@ -15,7 +14,7 @@ published one fails the build). Dependencies
 that a collection's MANIFEST.json declares are packed too. Tar entries have fixed owners and times, so the
 same collection always gives the same bytes.
 
-  scripts/ee-collections.py OUTDIR        # writes OUTDIR/<ns>-<name>-<version>.tar.gz, prints one line each
+  python3 scripts/ee-collections.py OUTDIR        # writes OUTDIR/<ns>-<name>-<version>.tar.gz, prints one line each
 """
 import gzip
 import io

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run INSIDE the execution environment: every plugin of llmops.platform imports, with every SDK it needs.
 
 Imports each Python file under the installed collection's plugins/ through ansible-core's collection

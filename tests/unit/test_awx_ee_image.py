@@ -31,7 +31,7 @@ def _in_image(*args):
 def test_every_plugin_and_sdk_imports_in_the_image():
     run = _in_image()
     assert run.returncode == 0, run.stdout + run.stderr
-    plugins = [p for p in (ROOT / "plugins").rglob("*.py")]
+    plugins = list((ROOT / "plugins").rglob("*.py"))
     # All of the checkout's plugin files are in the image's copy, and each one imported.
     assert "imported %d plugin files of llmops.platform" % len(plugins) in run.stdout, run.stdout
     assert "0 failure(s)" in run.stdout
