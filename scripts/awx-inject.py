@@ -8,7 +8,7 @@ extra-vars file (awx/main/tasks/jobs.py, build_extra_vars_file):
 - `env` injectors go to env/envvars;
 - `extra_vars` injectors are rendered and written, marked !unsafe (AWX does not let credential values be
   templated again), to a temp file under env/ passed as `-e @/runner/env/<file>` in env/cmdline.
-scripts/ee-run.sh runs a playbook with such a directory (LLMOPS_EE_PRIVATE_DATA).
+scripts/ee-run.sh runs a playbook in the EE with such a directory (LLMOPS_EE_CREDENTIALS=INPUTS.yml).
 
   python3 scripts/awx-inject.py PRIVATE_DATA_DIR INPUTS.yml [CREDENTIAL_TYPES.yml]
 INPUTS.yml maps credential type names to their inputs; the types come from playbooks/vars/awx.yml.
@@ -105,7 +105,7 @@ def write(private_data_dir, injected):
     envvars.write_text(yaml.safe_dump(current))
     if extra_vars:
         path = _temp_file(env_dir, yaml.safe_dump({k: _Unsafe(v) for k, v in extra_vars.items()}))
-        (env_dir / "cmdline").write_text("-e @%s\n" % path)
+        (env_dir / "cmdline").write_text("-e @%s" % path)
     return sorted(env), sorted(extra_vars)
 
 

@@ -2,9 +2,10 @@
 # Run a playbook of this project inside the execution environment the way AWX's runner does: a fresh
 # private data directory mounted at /runner (env/envvars, env/extravars, credential files under env/),
 # the project at /runner/project, and ansible-runner as the entry point in the EE image.
-#   scripts/ee-run.sh PLAYBOOK [INVENTORY]     e.g. scripts/ee-run.sh playbooks/site.yml inventories/local
-#   LLMOPS_EE_PRIVATE_DATA   a private data directory already filled (scripts/awx-inject.py writes what the
-#                            credentials inject); its env/ files are kept and completed, not replaced
+#   scripts/ee-run.sh PLAYBOOK [INVENTORY [OPTION ...]]   e.g. scripts/ee-run.sh playbooks/site.yml
+#   OPTION                   ansible-playbook options (env/cmdline), e.g. --check for a job of type check
+#   LLMOPS_EE_CREDENTIALS    a YAML file {credential type name: its inputs}: scripts/awx-inject.py injects
+#                            them into the private data directory as AWX's credential injection would
 # The output is ansible-playbook's, and the exit status is the playbook's.
 #
 # What differs from an AWX job, on purpose (docs/awx.md, "Execution environment"):
@@ -20,8 +21,9 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$LLMOPS_ROOT"
 
-playbook="${1:?usage: scripts/ee-run.sh PLAYBOOK [INVENTORY]}"
+playbook="${1:?usage: scripts/ee-run.sh PLAYBOOK [INVENTORY [OPTION ...]]}"
 inventory="${2:-inventories/local}"
+shift $(($# < 2 ? $# : 2))
 image="${LLMOPS_EE_IMAGE:-localhost/llmops/platform-ee:0.1.0}"
 
 bash scripts/build-ee.sh >&2
@@ -34,8 +36,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pdd="${LLMOPS_EE_PRIVATE_DATA:-$work/runner}"
+pdd="$work/runner"
 mkdir -p "$pdd/env" "$work/podman" "$HOME/.llmops"
+if [[ -n "${LLMOPS_EE_CREDENTIALS:-}" ]]; then
+  python3 scripts/awx-inject.py "$pdd" "$LLMOPS_EE_CREDENTIALS" >&2
+fi
+if (($#)); then
+  # After the credentials' `-e @file`, as AWX adds the job's own options.
+  printf ' %q' "$@" >> "$pdd/env/cmdline"
+fi
 
 # The host's podman API, for this run only.
 podman system service --time=0 "unix://$work/podman/podman.sock" &
@@ -43,7 +52,7 @@ service=$!
 for _ in $(seq 50); do [[ -S "$work/podman/podman.sock" ]] && break; sleep 0.1; done
 [[ -S "$work/podman/podman.sock" ]] || { echo "ee-run: podman system service did not start" >&2; exit 1; }
 
-# envvars and extravars are merged into what a credential injection (LLMOPS_EE_PRIVATE_DATA) already wrote.
+# envvars and extravars are merged into what the credential injection (LLMOPS_EE_CREDENTIALS) wrote.
 python3 - "$pdd/env" "$LLMOPS_ROOT" <<'PY'
 import importlib, json, pathlib, sys
 env, root = pathlib.Path(sys.argv[1]), sys.argv[2]

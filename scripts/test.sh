@@ -144,6 +144,7 @@ stage_e2e() {
   # (built here, cached by its inputs), through ansible-runner. Then the checks that need the image.
   bash scripts/ee-run.sh playbooks/site.yml | tee "$log2"
   python -m pytest tests/unit/test_awx_ee_image.py tests/unit/test_awx_ee_credentials.py -q -p no:cacheprovider
+  bash scripts/ee-credentials-check.sh
   local changes; changes="$(recap_changes < "$log2")"
   if [[ "$changes" != 0 ]]; then
     echo "e2e: the second run of site.yml changed $changes thing(s); it must change nothing" >&2; return 1
