@@ -1,7 +1,7 @@
 """execution-environment.yml: `ansible-builder create` (offline) and the build context it generates.
 
-The image build itself is not run here: its galaxy stage installs requirements.yml from Galaxy or
-Automation Hub, which this machine cannot reach (docs/awx.md, "Building the execution environment").
+The image itself is built by scripts/build-ee.sh and checked by test_awx_ee_image.py and
+test_awx_ee_credentials.py (which need it built) and by the e2e stage, which runs the lab in it.
 """
 import pathlib
 import re
