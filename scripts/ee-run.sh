@@ -52,11 +52,12 @@ service=$!
 for _ in $(seq 50); do [[ -S "$work/podman/podman.sock" ]] && break; sleep 0.1; done
 [[ -S "$work/podman/podman.sock" ]] || { echo "ee-run: podman system service did not start" >&2; exit 1; }
 
-# envvars and extravars are merged into what the credential injection (LLMOPS_EE_CREDENTIALS) wrote.
+# envvars and extravars are merged into what the credential injection (LLMOPS_EE_CREDENTIALS) wrote. The
+# extra vars name the host's copies of what the lab nodes mount (unused by other inventories).
 python3 - "$pdd/env" "$LLMOPS_ROOT" <<'PY'
-import importlib, json, pathlib, sys
-env, root = pathlib.Path(sys.argv[1]), sys.argv[2]
+import importlib, pathlib, sys
 import yaml
+env, root = pathlib.Path(sys.argv[1]), sys.argv[2]
 
 def merge(name, values):
     path = env / name
