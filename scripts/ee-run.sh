@@ -76,7 +76,22 @@ merge("extravars", {"llmops_lab_collection_root": root, "llmops_lab_collection_d
 PY
 
 volumes="$(podman info --format '{{.Store.VolumePath}}')"
-podman run --rm --network host --user 0 --security-opt label=disable \
-  -v "$pdd:/runner" -v "$LLMOPS_ROOT:/runner/project:ro" -v "$work/podman:/run/podman" \
-  -v "$HOME/.llmops:/root/.llmops" -v "$volumes:$volumes" -e HOME=/root \
-  "$image" ansible-runner run /runner -p "$playbook" --inventory "/runner/project/$inventory"
+job() {
+  podman run --rm --network host --user 0 --security-opt label=disable \
+    -v "$pdd:/runner" -v "$LLMOPS_ROOT:/runner/project:ro" -v "$work/podman:/run/podman" \
+    -v "$HOME/.llmops:/root/.llmops" -v "$volumes:$volumes" -e HOME=/root \
+    "$image" ansible-runner run /runner -p "$playbook" --inventory "/runner/project/$inventory"
+}
+# podman-remote exec now and then returns an exec's output empty (an open upstream race: podman issues
+# 21741 and 25855); Ansible then fails to read a node's temp directory or a module's result. A job that
+# failed that way, and only that way, runs once more; both outputs are printed, so a caller that sums the
+# recaps still sees every change either attempt made.
+for attempt in 1 2; do
+  status=0
+  job | tee "$work/job.log" || status=$?
+  if ((status == 0 || attempt == 2)) \
+     || ! grep -Eq "failed to resolve remote temporary directory .* returned empty string|module_stdout: ''" "$work/job.log"; then
+    exit "$status"
+  fi
+  log "ee-run: podman-remote lost an exec's output (podman#21741); running the job once more"
+done
