@@ -7,7 +7,8 @@
 #   build      ansible-galaxy collection build + install, modules resolve by FQCN, docs render
 #   image      the serving image built with podman on the lab base image, run once and hit over HTTP
 #   molecule   every scenario under molecule/ (podman driver, systemd Debian nodes)
-#   e2e        playbooks/site.yml on inventories/local twice (second run must change nothing), teardown
+#   e2e        playbooks/site.yml on inventories/local twice, the second inside the execution environment
+#              (scripts/ee-run.sh; it must change nothing), the EE image checks, teardown
 #   dr         backup -> replicate (moto S3) -> wipe -> DR drill -> failover, and the restore faults (scripts/dr-lab.sh)
 # Run one stage with: scripts/test.sh unit   (several: scripts/test.sh lint unit)
 set -euo pipefail
@@ -139,7 +140,11 @@ stage_e2e() {
   local log1 log2; log1="$(mktemp)"; log2="$(mktemp)"
   trap 'rm -f "$log1" "$log2"' RETURN
   ansible-playbook -i inventories/local playbooks/site.yml | tee "$log1"
-  ansible-playbook -i inventories/local playbooks/site.yml | tee "$log2"
+  # The second run, which must change nothing, runs as AWX runs jobs: inside the execution environment
+  # (built here, cached by its inputs), through ansible-runner. Then the checks that need the image.
+  bash scripts/ee-run.sh playbooks/site.yml | tee "$log2"
+  LLMOPS_EE_CHECKS=1 python -m pytest tests/unit/test_awx_ee_image.py tests/unit/test_awx_ee_credentials.py \
+    -q -p no:cacheprovider
   local changes; changes="$(recap_changes < "$log2")"
   if [[ "$changes" != 0 ]]; then
     echo "e2e: the second run of site.yml changed $changes thing(s); it must change nothing" >&2; return 1
@@ -159,6 +164,8 @@ stage_e2e() {
   [[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d "$body" "$api")" == 401 ]] \
     || { echo "e2e: the API answered without a key" >&2; return 1; }
   e2e_lab_nodes_hardened_and_monitored
+  # After the API checks: its check-mode job with a rotated key replays the serving pod (see the script).
+  bash scripts/ee-credentials-check.sh
   e2e_scale_up_hardens_at_boot
   ansible-playbook -i inventories/local playbooks/teardown.yml
   if podman pod exists llmops-serving-pod-0; then echo "e2e: teardown left the serving pod" >&2; return 1; fi

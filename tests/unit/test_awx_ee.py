@@ -1,7 +1,7 @@
 """execution-environment.yml: `ansible-builder create` (offline) and the build context it generates.
 
-The image build itself is not run here: its galaxy stage installs requirements.yml from Galaxy or
-Automation Hub, which this machine cannot reach (docs/awx.md, "Building the execution environment").
+The image itself is built by scripts/build-ee.sh and checked by test_awx_ee_image.py and
+test_awx_ee_credentials.py (which need it built) and by the e2e stage, which runs the lab in it.
 """
 import pathlib
 import re
@@ -64,13 +64,13 @@ def test_containerfile_has_the_base_image_argument(context):
     assert re.search(r'^ARG PKGMGR="[^"]+"$', containerfile, re.M), "PKGMGR must be overridable for RHEL bases"
     assert re.search(r'^ARG ANSIBLE_INSTALL_REFS="ansible-core==[\d.]+ ansible-runner==[\d.]+"$', containerfile, re.M)
     assert "USER 1000" in containerfile, "the EE must not run jobs as root"
-    assert "install --offline --collections-path /usr/share/ansible/collections /build/llmops/llmops-platform-" \
+    assert "install --offline --collections-path /usr/share/ansible/collections /build/collections/llmops-platform-" \
         in containerfile
 
 
 def test_context_holds_the_collection_and_its_requirements(context):
     build = context / "_build"
-    (artifact,) = (build / "llmops").glob("llmops-platform-*.tar.gz")
+    (artifact,) = (build / "collections").glob("llmops-platform-*.tar.gz")
     with tarfile.open(artifact) as tar:
         names = tar.getnames()
     assert "MANIFEST.json" in names and "plugins/modules/gpu_cluster.py" in names
