@@ -13,7 +13,9 @@
 #   host's API socket (`podman system service`, CONTAINER_HOST), as root (the lab's podman is rootful), and
 #   on the host network (the serving pod listens on the host's loopback).
 # - Paths that podman on the host resolves (node seeds and the keys under ~/.llmops, the volumes'
-#   mountpoints) are mounted at the same paths; the nodes' boot mounts name the host's copies of the
+#   mountpoints) and the lab's model store and artifact key (/var/lib/llmops, /etc/llmops: inventories/local
+#   keeps them on this host, where AWX would use an object store and a credential file) are mounted at the
+#   same paths; the nodes' boot mounts name the host's copies of the
 #   collections, passed as extra vars (llmops_lab_collection_root, llmops_lab_collection_dirs).
 # - The inventory is the project's inventory directory, which AWX would import as an inventory source.
 set -euo pipefail
@@ -76,10 +78,12 @@ merge("extravars", {"llmops_lab_collection_root": root, "llmops_lab_collection_d
 PY
 
 volumes="$(podman info --format '{{.Store.VolumePath}}')"
+mkdir -p /var/lib/llmops /etc/llmops
 job() {
   podman run --rm --network host --user 0 --security-opt label=disable \
     -v "$pdd:/runner" -v "$LLMOPS_ROOT:/runner/project:ro" -v "$work/podman:/run/podman" \
     -v "$HOME/.llmops:/root/.llmops" -v "$volumes:$volumes" -e HOME=/root \
+    -v /var/lib/llmops:/var/lib/llmops -v /etc/llmops:/etc/llmops \
     "$image" ansible-runner run /runner -p "$playbook" --inventory "/runner/project/$inventory"
 }
 # podman-remote exec now and then returns an exec's output empty (an open upstream race: podman issues
