@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
 from ansible_collections.llmops.platform.plugins.module_utils.errors import SpecError
+from ansible_collections.llmops.platform.plugins.module_utils.gpu_catalog import CATALOG, GPU_TYPES, shape
 
 # Kubernetes-compatible names: DNS-1123 labels, short enough to prefix node names on every cloud.
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
@@ -38,6 +39,20 @@ class Taint:
     effect: str = "NoSchedule"
 
 
+@dataclass(frozen=True)
+class FallbackSpec:
+    """What a pool may fall back to when its first choice has no capacity (docs/clouds.md, capacity fallback).
+
+    capacity_types: the order to try (e.g. spot, then on_demand); empty means the pool's capacity_type only.
+    gpu_types: other acceptable GPU types (same count per node), tried after the pool's gpu.type.
+    attempt_timeout: seconds one placement may stay pending before it is abandoned (its pool deleted)
+    and the next is tried; None leaves each attempt bounded by wait_timeout only."""
+
+    capacity_types: tuple = ()
+    gpu_types: tuple = ()
+    attempt_timeout: Optional[int] = None
+
+
 @dataclass
 class NodePoolSpec:
     name: str
@@ -57,10 +72,25 @@ class NodePoolSpec:
     # Boot-time node configuration (user_data, sysctls, kubelet, secure_boot), rendered by the
     # node_boot_config role; each provider maps what its cloud has (docs/hardening.md).
     node_config: Dict[str, object] = field(default_factory=dict)
+    fallback: Optional[FallbackSpec] = None
 
     def summary(self):
         """Plain dict for results and diffs (stable key order, no None noise)."""
         return {k: v for k, v in asdict(self).items() if v not in (None, [], {})}
+
+    def accepts(self, name, have):
+        """Whether a pool reporting `have` for field `name` is what this spec asked for through its fallback
+        (e.g. created on_demand after spot had no capacity): then it is not drift."""
+        if self.fallback is None or have is None:
+            return False
+        if name == "capacity_type":
+            return have in self.fallback.capacity_types
+        if name == "gpu" and self.gpu is not None:
+            return have.count == self.gpu.count and have.type in self.fallback.gpu_types
+        if name == "instance_types" and self.gpu is not None:
+            # instance_types named the first GPU's shapes; another accepted GPU runs the catalog's.
+            return all(any(_carries(cloud, t, self.gpu.count, self.fallback.gpu_types) for cloud in CATALOG) for t in have)
+        return False
 
 
 @dataclass
@@ -170,6 +200,56 @@ def _parse_node_config(raw, where):
     return config
 
 
+def _carries(cloud, instance_type, count, gpu_types):
+    found, gpu_type = shape(cloud, instance_type)
+    return found is not None and found.gpus == count and gpu_type in gpu_types
+
+
+FALLBACK_KEYS = ("capacity_types", "gpu_types", "attempt_timeout", "regions")
+
+
+def _parse_fallback(raw, where, capacity_type, gpu):
+    """node_pools[].fallback: checked here so a bad list fails before any cloud is asked."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise SpecError(where, "must be a dictionary", hint="keys: capacity_types, gpu_types, attempt_timeout")
+    unknown = sorted(str(k) for k in raw if k not in FALLBACK_KEYS)
+    if unknown:
+        raise SpecError("%s.%s" % (where, unknown[0]), "is not a fallback key",
+                        hint="fallback takes capacity_types, gpu_types and attempt_timeout")
+    if raw.get("regions"):
+        # EKS node groups, GKE node pools and AKS agent pools live in their cluster's region: a pool cannot
+        # fall back to another one. Say so rather than accept an option that could never act.
+        raise SpecError(where + ".regions", "a node pool lives in its cluster's region, so its fallback stays there",
+                        hint="choose the region when the cluster is created (gpu_capacity_info with regions: [...] "
+                             "ranks them), or run one cluster per region")
+    kinds = raw.get("capacity_types") or []
+    if not isinstance(kinds, list):
+        raise SpecError(where + ".capacity_types", "must be a list", hint="e.g. [spot, on_demand]")
+    for i, kind in enumerate(kinds):
+        if kind not in CAPACITY_TYPES or kind in kinds[:i]:
+            raise SpecError("%s.capacity_types[%d]" % (where, i), "%r is not one of %s, or is listed twice"
+                            % (kind, ", ".join(CAPACITY_TYPES)), hint="e.g. [spot, on_demand]")
+    if kinds and kinds[0] != capacity_type:
+        raise SpecError(where + ".capacity_types[0]", "must be the pool's capacity_type (%s), tried first" % capacity_type,
+                        hint="list the pool's capacity_type first, then what it may fall back to")
+    gpu_types = raw.get("gpu_types") or []
+    if gpu_types and gpu is None:
+        raise SpecError(where + ".gpu_types", "needs the pool's gpu", hint="set gpu: {type: ..., count: ...} first")
+    if not isinstance(gpu_types, list):
+        raise SpecError(where + ".gpu_types", "must be a list", hint="e.g. [nvidia-l4, nvidia-a10g]")
+    for i, gpu_type in enumerate(gpu_types):
+        if gpu_type not in GPU_TYPES:
+            raise SpecError("%s.gpu_types[%d]" % (where, i), "unknown GPU type %r" % (gpu_type,),
+                            hint="use one of %s" % ", ".join(GPU_TYPES))
+    timeout = raw.get("attempt_timeout")
+    if timeout is not None:
+        _check_count(timeout, where + ".attempt_timeout", minimum=1)
+    return FallbackSpec(capacity_types=tuple(kinds),
+                        gpu_types=tuple(t for t in gpu_types if gpu is None or t != gpu.type), attempt_timeout=timeout)
+
+
 def parse_node_pool(raw, index):
     where = "node_pools[%d]" % index
     if not isinstance(raw, dict):
@@ -197,6 +277,7 @@ def parse_node_pool(raw, index):
     labels = raw.get("labels") or {}
     if not isinstance(labels, dict):
         raise SpecError(where + ".labels", "must be a dictionary of label names to values")
+    gpu = _parse_gpu(raw.get("gpu"), where + ".gpu")
     return NodePoolSpec(
         name=raw["name"],
         count=count,
@@ -204,13 +285,14 @@ def parse_node_pool(raw, index):
         max_count=max_count,
         instance_types=[str(t) for t in raw.get("instance_types") or []],
         zones=[str(z) for z in raw.get("zones") or []],
-        gpu=_parse_gpu(raw.get("gpu"), where + ".gpu"),
+        gpu=gpu,
         labels={str(k): str(v) for k, v in labels.items()},
         taints=_parse_taints(raw.get("taints"), where + ".taints"),
         capacity_type=capacity_type,
         disk_size_gb=disk,
         image=raw.get("image") or None,
         node_config=_parse_node_config(raw.get("node_config"), where + ".node_config"),
+        fallback=_parse_fallback(raw.get("fallback"), where + ".fallback", capacity_type, gpu),
     )
 
 

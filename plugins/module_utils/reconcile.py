@@ -60,6 +60,9 @@ def _differences(desired, current, fields):
         if name in SATISFIED_BY_SUBSET and have and set(have) <= set(want):
             # A pool runs one of the candidates it was given (capacity fallback chose it): no drift.
             continue
+        if hasattr(desired, "accepts") and desired.accepts(name, have):
+            # The pool's fallback allowed this (spot had no capacity, it runs on_demand): no drift.
+            continue
         if want != have:
             diffs[name] = (have, want)
     return diffs

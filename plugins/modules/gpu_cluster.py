@@ -150,6 +150,41 @@ options:
           secure_boot:
             description: Secure boot and integrity monitoring (shielded / trusted launch) where the cloud has it.
             type: bool
+      fallback:
+        description:
+          - What the pool may fall back to when its first choice has no capacity while it is created
+            (docs/clouds.md, capacity fallback). Without it the walk is the pool's own instance types and zones.
+          - With it, the instance types of each GPU type are tried in the order of the capacity plan
+            (M(llmops.platform.gpu_capacity_info)) where the cloud's price source answers, else in catalog order.
+          - Scale-ups of an existing pool do not fall back (the pool keeps its placement).
+        type: dict
+        suboptions:
+          capacity_types:
+            description:
+              - Capacity types to try, in order; the first must be O(node_pools[].capacity_type). For example
+                V([spot, on_demand]) lets a spot pool be created on demand when spot has no capacity.
+            type: list
+            elements: str
+            choices: [on_demand, spot]
+          gpu_types:
+            description:
+              - Other acceptable GPU types (same O(node_pools[].gpu.count) per node), tried after the pool's own
+                GPU type, with the catalog's shapes for them.
+            type: list
+            elements: str
+          attempt_timeout:
+            description:
+              - Seconds one placement may stay pending (a stockout the cloud has not reported yet) before it is
+                abandoned, its half-created pool deleted, and the next placement tried. The whole walk stays
+                bounded by O(wait_timeout); pending at that deadline fails as a timeout and deletes nothing.
+            type: int
+          regions:
+            description:
+              - Not supported, and refused with an error that says why; a node pool lives in its cluster's
+                region. Choose the region when the cluster is created (M(llmops.platform.gpu_capacity_info)
+                ranks regions), or run one cluster per region.
+            type: list
+            elements: str
   purge_node_pools:
     description: Delete node pools that exist in the cluster but are not listed in O(node_pools).
     type: bool
@@ -308,16 +343,20 @@ events:
 attempts:
   description:
     - The attempt trace of the capacity fallback, one entry per placement considered while creating node pools,
-      in order. C(outcome) is V(created), V(no_capacity), V(skipped) (an earlier answer, such as a
-      regional quota, ruled it out; nothing was sent) or V(failed) (an error that is not about capacity, which
-      stops the run). Empty when no pool was created, and in check mode.
+      in order, with its C(capacity_type) and C(gpu_type). C(outcome) is V(created), V(no_capacity),
+      V(timed_out) (pending past C(fallback.attempt_timeout), abandoned), V(skipped) (an earlier answer, such
+      as a regional quota, ruled it out; nothing was sent) or V(failed) (an error that is not about capacity,
+      which stops the run). Each attempt that did not create the pool is also a warning.
+    - Returned on failure too. In check mode, for pools with O(node_pools[].fallback), what creating them would
+      try, in order, with outcome V(planned).
   returned: always
   type: list
   elements: dict
   sample:
-    - {pool: gpu, instance_type: g6.xlarge, zones: [us-east-1a], outcome: no_capacity,
-       code: InsufficientInstanceCapacity, error: "g6.xlarge had no capacity (...)", seconds: 1203.4}
-    - {pool: gpu, instance_type: g6.2xlarge, zones: [us-east-1a], outcome: created, code: null, error: null, seconds: 312.9}
+    - {pool: gpu, instance_type: g6.xlarge, zones: [us-east-1a], capacity_type: spot, gpu_type: nvidia-l4,
+       outcome: no_capacity, code: InsufficientInstanceCapacity, error: "g6.xlarge spot had no capacity (...)", seconds: 1203.4}
+    - {pool: gpu, instance_type: g6.xlarge, zones: [us-east-1a], capacity_type: on_demand, gpu_type: nvidia-l4,
+       outcome: created, code: null, error: null, seconds: 312.9}
 kubeconfig:
   description: Path of the kubeconfig written, when the provider has a Kubernetes API and O(kubeconfig) was set.
   returned: when written or unchanged
@@ -332,6 +371,7 @@ import tempfile
 
 from ansible_collections.llmops.platform.plugins.module_utils.entrypoint import run_module
 from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import parse_cluster_spec
+from ansible_collections.llmops.platform.plugins.module_utils.errors import LlmopsError
 from ansible_collections.llmops.platform.plugins.module_utils.provider_args import (
     provider_argument_spec, provider_from_params)
 from ansible_collections.llmops.platform.plugins.module_utils.reconcile import (
@@ -360,6 +400,12 @@ NODE_POOL_OPTIONS = dict(
         sysctls=dict(type="dict"),
         kubelet=dict(type="dict"),
         secure_boot=dict(type="bool"),
+    )),
+    fallback=dict(type="dict", options=dict(
+        capacity_types=dict(type="list", elements="str", choices=["on_demand", "spot"]),
+        gpu_types=dict(type="list", elements="str"),
+        attempt_timeout=dict(type="int"),
+        regions=dict(type="list", elements="str"),
     )),
 )
 
@@ -395,11 +441,23 @@ def run(module):
         module.warn(message)
 
     after = before
-    if plan.changed and not module.check_mode:
-        apply_plan(plan, spec, provider)
-    # Waiting on "present" even without changes catches nodes that are still booting from a previous run.
-    if not module.check_mode and params["wait"] and (params["state"] == "present" or plan.changed):
-        provider.wait_for_cluster(spec.name, params["state"], wait_timeout)
+    if module.check_mode:
+        for action in plan.actions:
+            pool = spec.pool(action.target.split("/", 1)[1]) if action.verb == "create_node_pool" else None
+            if pool is not None and pool.fallback is not None:
+                # The plan of what creating the pool would try: reads only (offerings, prices).
+                provider.attempts.extend(provider.planned_attempts(spec, pool))
+    try:
+        if plan.changed and not module.check_mode:
+            apply_plan(plan, spec, provider)
+        # Waiting on "present" even without changes catches nodes that are still booting from a previous run.
+        if not module.check_mode and params["wait"] and (params["state"] == "present" or plan.changed):
+            provider.wait_for_cluster(spec.name, params["state"], wait_timeout)
+    except LlmopsError as exc:
+        # The trace matters most when every attempt failed: return it with the failure.
+        _warn_attempts(module, provider.attempts)
+        module.fail_json(msg=str(exc), attempts=provider.attempts, events=provider.events)
+    _warn_attempts(module, provider.attempts)
     if not module.check_mode:
         after = provider.get_cluster(spec.name)
     nodes = provider.list_nodes(spec.name) if after is not None else []
@@ -424,6 +482,15 @@ def run(module):
             after=_expected_after(spec, params["state"]) if module.check_mode else (after.summary() if after else {}),
         )
     return result
+
+
+def _warn_attempts(module, attempts):
+    """One short warning per capacity attempt that did not create its pool, so the play output shows the trace."""
+    for a in attempts:
+        if a["outcome"] in ("no_capacity", "timed_out", "skipped", "failed"):
+            module.warn("node_pool/%s: %s %s in %s: %s after %.1fs (%s)" % (
+                a["pool"], a.get("instance_type") or a.get("placement"), a["capacity_type"],
+                ",".join(a.get("zones") or []) or "any zone", a["outcome"], a["seconds"], a["code"] or a["error"]))
 
 
 def write_private_file(module, path, data):

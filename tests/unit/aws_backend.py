@@ -3,7 +3,10 @@
 Two things moto does not do are added in front of it by a small proxy, each following AWS's
 documented behaviour:
 - capacity failures: EKS launches a node group, then reports it CREATE_FAILED with the health issue
-  AsgInstanceLaunchFailures / InsufficientInstanceCapacity (moto never runs out of capacity);
+  AsgInstanceLaunchFailures / InsufficientInstanceCapacity (moto never runs out of capacity): for a type
+  everywhere (`no_capacity`), or by `launch_failures` rules: a type in some zones (the group fails when
+  every zone of its subnets is out, as its Auto Scaling group moves past a zone that is), for one capacity
+  type, or with VcpuLimitExceeded (the account's vCPU quota for the family is used up);
 - Service Quotas for EC2 (moto implements only VPC quotas): answered from a recorded
   GetServiceQuota response (API reference: Service Quotas 2019-06-24, GetServiceQuota).
 - EKS access entries (CreateAccessEntry, DescribeAccessEntry, ListAccessEntries, DeleteAccessEntry,
@@ -53,7 +56,12 @@ class FaultProxy(http.server.ThreadingHTTPServer):
     def __init__(self, upstream):
         self.upstream = upstream
         self.no_capacity = set()  # instance types that fail to launch
+        # dicts: instance_type, zones (None: all), capacity_type (ON_DEMAND/SPOT, None: both), code
+        # (InsufficientInstanceCapacity, VcpuLimitExceeded, or Pending: the group stays CREATING)
+        self.launch_failures = []
+        self.subnet_zones = {}  # subnet id -> zone, to know where a node group launches
         self.nodegroup_types = {}  # (cluster, nodegroup) -> instance types of the last create
+        self.nodegroup_creates = {}  # (cluster, nodegroup) -> the last CreateNodegroup body
         self.quotas = {}  # quota code -> value answered by GetServiceQuota
         self.requests = []  # (method, path, operation) seen, for request-shape assertions
         self.bodies = []  # (method, path, JSON body) of EKS REST writes, for schema checks
@@ -114,6 +122,7 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         if self.command == "POST" and create:
             data = json.loads(body or b"{}")
             self.server.nodegroup_types[(create.group(1), data.get("nodegroupName"))] = data.get("instanceTypes") or []
+            self.server.nodegroup_creates[(create.group(1), data.get("nodegroupName"))] = data
         if action and action.group(1) == "DescribeTags" and b"=natgateway" in body:
             # moto files NAT gateway tags under resource type "nat-gateway"; EC2 calls it "natgateway".
             body = body.replace(b"=natgateway", b"=nat-gateway")
@@ -140,19 +149,47 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
 
-    def _maybe_fail(self, cluster, nodegroup, payload):
+    def _launch_failure(self, cluster, nodegroup):
+        """The failure code a node group's launch meets, or None."""
         types = self.server.nodegroup_types.get((cluster, nodegroup)) or []
-        if not types or types[0] not in self.server.no_capacity:
+        if not types:
+            return None
+        if types[0] in self.server.no_capacity:
+            return "InsufficientInstanceCapacity"
+        create = self.server.nodegroup_creates.get((cluster, nodegroup)) or {}
+        zones = set(self.server.subnet_zones.get(s) for s in create.get("subnets") or [])
+        kind = create.get("capacityType", "ON_DEMAND")
+        for rule in self.server.launch_failures:
+            if rule["instance_type"] == types[0] and rule.get("capacity_type") in (None, kind) and (
+                    rule.get("zones") is None or zones <= set(rule["zones"])):
+                return rule.get("code", "InsufficientInstanceCapacity")
+        return None
+
+    def _maybe_fail(self, cluster, nodegroup, payload):
+        code = self._launch_failure(cluster, nodegroup)
+        if code is None:
             return payload
         data = json.loads(payload)
         group = data["nodegroup"]
+        if code == "Pending":
+            # A stockout the cloud has not admitted yet: the group just stays CREATING.
+            group["status"] = "CREATING"
+            return json.dumps(data).encode()
+        instance_type = group.get("instanceTypes", ["?"])[0]
+        kind = "Spot" if group.get("capacityType") == "SPOT" else "On-Demand"
+        # The words of the Auto Scaling launch failures (EC2 Auto Scaling User Guide, "Troubleshoot
+        # instance launch failure"), as the EKS health issue carries them.
+        if code == "VcpuLimitExceeded":
+            words = ("VcpuLimitExceeded - You have requested more vCPU capacity than your current vCPU limit of 0 "
+                     "allows for the instance bucket that the specified instance type belongs to.")
+        else:
+            words = ("InsufficientInstanceCapacity - We currently do not have sufficient %s capacity in the "
+                     "Availability Zone you requested (%sa)." % (instance_type, REGION))
         if group.get("status") == "ACTIVE":
             group["status"] = "CREATE_FAILED"
             group["health"] = {"issues": [{
                 "code": "AsgInstanceLaunchFailures",
-                "message": "Could not launch On-Demand Instances. InsufficientInstanceCapacity - We currently do not "
-                           "have sufficient %s capacity in the Availability Zone you requested (%sa). Launching EC2 "
-                           "instance failed." % (types[0], REGION),
+                "message": "Could not launch %s Instances. %s Launching EC2 instance failed." % (kind, words),
                 "resourceIds": ["eks-%s-asg" % nodegroup]}]}
         return json.dumps(data).encode()
 
@@ -303,6 +340,7 @@ class AwsBackend(object):
         for i, zone in enumerate(["us-east-1a", "us-east-1b", "us-east-1c"]):
             subnet = self.ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.%d.0/24" % i, AvailabilityZone=zone)
             self.subnets[subnet["Subnet"]["SubnetId"]] = zone
+        self.proxy.subnet_zones.update(self.subnets)
 
     def client(self, service, region=REGION):
         return boto3.client(service, region_name=region, endpoint_url=self.proxy.url,

@@ -7,11 +7,14 @@
   backoff with jitter); "an update is already in progress" (ResourceInUseException) is retried by us.
 - GPU pools take their instance types from the GPU catalog unless the inventory names them. Before a
   node group is created, types that are not offered in the pool's zones are skipped; a node group that
-  fails to launch for lack of capacity is deleted and the next type is tried. Both are recorded as
-  events, so the user learns which type the pool got.
+  fails to launch for lack of capacity is deleted and the next type is tried; one that fails on the vCPU
+  quota (VcpuLimitExceeded) also rules out the family's other types. Both are recorded as events, so the
+  user learns which type the pool got. The loop (capacity types, other GPU types, price order, attempt
+  timeout) is ClusterProvider.create_pool_with_fallback.
 - Waits use the EKS waiters, bounded by the module's wait_timeout (default: default_wait_timeout below).
   A node group that is still CREATING when the wait ends is reported as such (WaitTimeout), never as a
-  capacity failure: only a CREATE_FAILED group with a capacity health issue triggers the fallback.
+  capacity failure: only a CREATE_FAILED group with a capacity health issue triggers the fallback, or the
+  pool's fallback.attempt_timeout, which abandons (deletes) a group still CREATING past it.
 - Boot-time node configuration: a pool whose node_config has `user_data` gets an EC2 launch template
   named `<cluster>-<pool>` (tagged as ours) that holds it; the managed node group is created from that
   template. Changed user data becomes a new template version, rolled out with UpdateNodegroupVersion.
@@ -49,8 +52,10 @@ CAPACITY_TO_EKS = {"on_demand": "ON_DEMAND", "spot": "SPOT"}
 CAPACITY_FROM_EKS = dict((v, k) for k, v in CAPACITY_TO_EKS.items())
 
 # Node group health issues and API errors that mean "no capacity for this type here", not "broken".
-CAPACITY_MARKERS = ("InsufficientInstanceCapacity", "InsufficientCapacity", "Unsupported", "SpotMaxPriceTooLow",
-                    "MaxSpotInstanceCountExceeded")
+CAPACITY_MARKERS = ("InsufficientInstanceCapacity", "InsufficientCapacity", "Unsupported", "SpotMaxPriceTooLow")
+
+# Launch failures that mean "the account's vCPU quota for this family is used up", not a stockout.
+QUOTA_MARKERS = ("VcpuLimitExceeded", "MaxSpotInstanceCountExceeded")
 
 # Service Quotas codes that bound GPU instances, in vCPUs (one quota per instance family letter).
 QUOTA_CODES = {
@@ -492,14 +497,26 @@ class AwsProvider(AwsPricingMixin, ClusterProvider):
         problem = self._wait_nodegroup(spec.name, pool.name, raise_on_failure=False)
         if problem is None:
             return None
-        if not any(marker in problem for marker in CAPACITY_MARKERS):
+        quota = any(marker in problem for marker in QUOTA_MARKERS)
+        if not quota and not any(marker in problem for marker in CAPACITY_MARKERS):
             raise ProviderError("EKS node group %s failed to launch: %s" % (pool.name, problem), code="CREATE_FAILED",
                                 hint="read the node group's health issues in the EKS console")
+        self.abandon_pool_placement(spec, pool, placement)
+        if quota:
+            # The vCPU quota is per region, capacity type and family letter: every zone and size of the
+            # family draws on it, so they are skipped; another family (or capacity type) may still fit.
+            family = _family(instance_type)
+            return CapacityMiss(code="VcpuLimitExceeded", reason="%s: the %s quota is exhausted (%s)" % (
+                instance_type, QUOTA_CODES[(family, pool.capacity_type)][1], problem),
+                rules_out=lambda candidate: _family(candidate[0]) == family)
+        return CapacityMiss(code="InsufficientInstanceCapacity", reason="%s%s had no capacity (%s)" % (
+            instance_type, " spot" if pool.capacity_type == "spot" else "", problem))
+
+    def abandon_pool_placement(self, spec, pool, placement):
+        """Delete the attempt's node group and wait until it is gone: the next attempt reuses its name."""
         self.call("eks", "delete_nodegroup", clusterName=spec.name, nodegroupName=pool.name)
-        self._waiter("nodegroup_deleted", "failed EKS node group %s to be deleted" % pool.name,
+        self._waiter("nodegroup_deleted", "abandoned EKS node group %s to be deleted" % pool.name,
                      self.operation_timeout, clusterName=spec.name, nodegroupName=pool.name)
-        return CapacityMiss(code="InsufficientInstanceCapacity",
-                            reason="%s had no capacity (%s)" % (instance_type, problem))
 
     def placement_fields(self, placement):
         return {"instance_type": placement[0], "zones": list(placement[2] or [])}
@@ -512,8 +529,9 @@ class AwsProvider(AwsPricingMixin, ClusterProvider):
         return ProviderError("no instance type for node pool %s could be launched: %s"
                              % (pool.name, "; ".join(m.reason for m in misses)),
                              code="InsufficientInstanceCapacity",
-                             hint="add instance types or zones to the pool, try spot/on_demand, or another region "
-                                  "(gpu_capacity_info lists offerings and quotas)")
+                             hint="add instance types or zones to the pool, a fallback (capacity_types: [spot, "
+                                  "on_demand], gpu_types), or use another region (gpu_capacity_info lists "
+                                  "offerings, quotas and prices)")
 
     def _subnets_for(self, pool, index):
         """Subnet id -> zone for the pool: the provider's subnets, narrowed to the pool's zones."""
@@ -672,7 +690,7 @@ class AwsProvider(AwsPricingMixin, ClusterProvider):
             vcpus = self._vcpus(sorted(offered), region)
             quotas = {}
             for s in shapes:
-                family = "P" if s.instance_type.startswith("p") else "G"
+                family = _family(s.instance_type)
                 if family not in quotas:
                     quotas[family] = self._quota(region, family, capacity_type)
                 quota_code, quota_name, limit = quotas[family]
@@ -702,6 +720,11 @@ class AwsProvider(AwsPricingMixin, ClusterProvider):
         except ProviderError as exc:
             self.record("%s: the %s quota could not be read (%s)" % (region, name, exc.code or exc.message))
             return code, name, None
+
+
+def _family(instance_type):
+    """The vCPU quota family of a GPU instance type (QUOTA_CODES): P for p*, G (G and VT) otherwise."""
+    return "P" if instance_type.startswith("p") else "G"
 
 
 def _code(exc):

@@ -120,7 +120,7 @@ class AksCapacityMixin(object):
                 raise
             where = "%s zone%s %s" % (spec.region, "s" if len(zone_set) > 1 else "", ",".join(zone_set)) \
                 if zone_set else spec.region
-            self._delete_pool_if_present(spec.name, pool.name)
+            self.abandon_pool_placement(spec, pool, placement)
             miss = CapacityMiss(code=capacity[0], reason="node_pool/%s: %s had no capacity in %s (%s)"
                                 % (pool.name, size, where, capacity[0]))
             if capacity[0] not in ZONAL_CODES:
@@ -128,6 +128,10 @@ class AksCapacityMixin(object):
                 miss.rules_out = lambda candidate: candidate[0] == size
             return miss
         return None
+
+    def abandon_pool_placement(self, spec, pool, placement):
+        """Delete the attempt's agent pool, if ARM made one, and wait for the deletion."""
+        self._delete_pool_if_present(spec.name, pool.name)
 
     def placement_fields(self, placement):
         return {"instance_type": placement[0], "zones": list(placement[1])}

@@ -17,13 +17,15 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import abc
+import dataclasses
 import datetime
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional
 
 from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import GpuSpec, Taint
-from ansible_collections.llmops.platform.plugins.module_utils.errors import LlmopsError, ProviderError
+from ansible_collections.llmops.platform.plugins.module_utils.errors import LlmopsError, ProviderError, SpecError, WaitTimeout
+from ansible_collections.llmops.platform.plugins.module_utils.providers.capacity_plan import rank
 
 
 @dataclass
@@ -245,55 +247,175 @@ class ClusterProvider(abc.ABC):
         return [], []
 
     # -- capacity fallback: the loop once, the cloud-specific parts in each provider -------------------
+    def fallback_candidates(self, spec, pool):
+        """Every (spec, pool, placement) the fallback may try for `pool`, in order.
+
+        The pool's fallback option widens the walk: each capacity type in its order (spot, then on_demand),
+        within it the pool's GPU type then the other acceptable ones, and for each the provider's own
+        placements (instance types, zone subsets). The pool is rewritten per variant (capacity type, GPU), so
+        a provider's one-attempt create needs no knowledge of the fallback. With a fallback option, the
+        instance types of one GPU type are ordered by the capacity plan's ranking (price per GPU-hour, unknown
+        prices last) where the cloud's price source answers, else they keep the catalog's order."""
+        fallback = pool.fallback
+        kinds = list(fallback.capacity_types) if fallback and fallback.capacity_types else [pool.capacity_type]
+        gpu_types = [pool.gpu.type] + list(fallback.gpu_types) if fallback and pool.gpu else [None]
+        candidates = []
+        for kind in kinds:
+            for gpu_type in gpu_types:
+                changes = {"capacity_type": kind}
+                if gpu_type not in (None, pool.gpu and pool.gpu.type):
+                    # Another GPU: the catalog picks its shapes (instance_types named the first GPU's).
+                    changes.update(gpu=GpuSpec(type=gpu_type, count=pool.gpu.count), instance_types=[])
+                variant = dataclasses.replace(pool, **changes)
+                vspec = dataclasses.replace(spec, node_pools=[variant if p is pool else p for p in spec.node_pools])
+                try:
+                    placements = list(self.pool_placements(vspec, variant))
+                except SpecError as exc:
+                    if variant.gpu is pool.gpu:
+                        raise
+                    # An alternative GPU this cloud lacks (or not in that count): the others still serve.
+                    self.record("node_pool/%s: fallback gpu type %s skipped: %s" % (pool.name, gpu_type, exc.message))
+                    continue
+                if fallback:
+                    placements = self._ranked(vspec, variant, placements)
+                candidates.extend((vspec, variant, p) for p in placements)
+        return candidates
+
+    def _ranked(self, spec, pool, placements):
+        """`placements` with their instance types in the capacity plan's order; the catalog's when unpriced."""
+        types = []
+        for placement in placements:
+            instance_type = self.placement_fields(placement).get("instance_type")
+            if instance_type not in types:
+                types.append(instance_type)
+        region = spec.region or self.options.get("region")
+        if len(types) < 2 or None in types or not region:
+            return placements
+        try:
+            prices = self.gpu_prices(region, types, pool.capacity_type)
+        except (ProviderError, NotImplementedError) as exc:
+            self.record("node_pool/%s: %s prices unknown (%s); trying instance types in catalog order"
+                        % (pool.name, pool.capacity_type, exc))
+            return placements
+        gpus = pool.gpu.count if pool.gpu else 1
+        offers = []
+        for instance_type in types:
+            price = prices.get(instance_type)
+            per_hour = None if price is None or isinstance(price, str) else price.per_hour
+            offers.append(dict(instance_type=instance_type, price_per_hour=per_hour,
+                               price_per_gpu_hour=None if per_hour is None else per_hour / gpus))
+        order = dict((offer["instance_type"], i) for i, offer in enumerate(rank(offers)))
+        return sorted(placements, key=lambda p: order[self.placement_fields(p).get("instance_type")])
+
+    def planned_attempts(self, spec, pool):
+        """The attempt trace check mode shows: what creating `pool` would try, in order, nothing sent."""
+        entries = []
+        try:
+            candidates = self.fallback_candidates(spec, pool)
+        except NotImplementedError:
+            # The local lab places pools on this machine: nothing to fall back to, nothing to plan.
+            self.record("node_pool/%s: the %s provider has no capacity fallback; fallback is ignored" % (pool.name, self.name))
+            return entries
+        for dummy, variant, placement in candidates:
+            entry = dict(pool=pool.name, outcome="planned", capacity_type=variant.capacity_type,
+                         gpu_type=variant.gpu.type if variant.gpu else None, code=None, error=None, seconds=0.0)
+            entry.update(self.placement_fields(placement))
+            entries.append(entry)
+        return entries
+
     def create_pool_with_fallback(self, spec, pool):
         """Create `pool` at the first placement the cloud can supply and return that placement.
 
-        The provider says what the candidates are (pool_placements, in order of preference) and makes one
-        attempt (try_pool_placement: None when the pool was created, a CapacityMiss when the cloud had no
-        capacity there, after cleaning up what the attempt left; any other error raises and stops the loop).
-        A miss may rule out later candidates. pool_missed and pool_placed record events in the cloud's own
-        words; no_capacity_error is raised when every candidate missed.
+        The candidates come from fallback_candidates (the provider's pool_placements for each capacity type
+        and GPU the pool accepts). The provider makes one attempt (try_pool_placement: None when the pool
+        was created, a CapacityMiss when the cloud had no capacity there, after cleaning up what the attempt
+        left; any other error raises and stops the loop). A miss may rule out later candidates of the same
+        capacity type (quotas are per capacity type). pool_missed and pool_placed record events in the
+        cloud's own words; no_capacity_error is raised when every candidate missed.
+
+        Time: the whole walk is bounded by operation_timeout (the module's wait_timeout), each attempt by
+        the pool's fallback.attempt_timeout too. An attempt still pending at its attempt_timeout is a
+        stockout that the cloud has not admitted yet: it is abandoned (abandon_pool_placement deletes what
+        it created) and the next candidate is tried. Pending at the overall deadline is a WaitTimeout, as
+        without a fallback: the cloud is still working, nothing is deleted.
 
         Every candidate leaves one entry in `self.attempts` (the attempt trace): the pool, the placement
-        (placement_fields), the outcome (created, no_capacity, skipped when an earlier answer ruled it out,
-        failed for an error that stops the loop), the cloud's code and words, and the seconds it took.
+        (placement_fields), capacity type and GPU, the outcome (created, no_capacity, timed_out, skipped
+        when an earlier answer ruled it out, failed for an error that stops the loop), the cloud's code and
+        words, and the seconds it took.
         """
-        candidates = list(self.pool_placements(spec, pool))
+        candidates = self.fallback_candidates(spec, pool)
+        attempt_timeout = pool.fallback.attempt_timeout if pool.fallback else None
+        overall = self.operation_timeout
+        deadline = time.monotonic() + overall
         misses, rules = [], []
 
-        def ruled_out(placement):
-            """The miss whose answer rules `placement` out, or None."""
-            return next((miss for rule, miss in rules if rule(placement)), None)
+        def ruled_out(candidate):
+            """The miss whose answer rules `candidate` out, or None."""
+            return next((miss for kind, rule, miss in rules
+                         if kind == candidate[1].capacity_type and rule(candidate[2])), None)
 
-        def trace(placement, outcome, started, code=None, error=None):
-            entry = dict(pool=pool.name, outcome=outcome, code=code, error=error,
+        def trace(candidate, outcome, started, code=None, error=None):
+            variant = candidate[1]
+            entry = dict(pool=pool.name, outcome=outcome, capacity_type=variant.capacity_type,
+                         gpu_type=variant.gpu.type if variant.gpu else None, code=code, error=error,
                          seconds=round(time.monotonic() - started, 3) if started else 0.0)
-            entry.update(self.placement_fields(placement))
+            entry.update(self.placement_fields(candidate[2]))
             self.attempts.append(entry)
 
-        for i, placement in enumerate(candidates):
-            earlier = ruled_out(placement)
+        for i, candidate in enumerate(candidates):
+            vspec, variant, placement = candidate
+            earlier = ruled_out(candidate)
             if earlier is not None:
                 # Not sent: an earlier answer (a regional quota) already said it cannot succeed.
-                trace(placement, "skipped", None, earlier.code, "ruled out by an earlier answer: %s" % earlier.reason)
+                trace(candidate, "skipped", None, earlier.code, "ruled out by an earlier answer: %s" % earlier.reason)
                 continue
             started = time.monotonic()
+            bound = deadline - started
+            by_attempt = attempt_timeout is not None and attempt_timeout < bound
+            self.operation_timeout = min(attempt_timeout, bound) if by_attempt else bound
             try:
-                miss = self.try_pool_placement(spec, pool, placement)
+                miss = self.try_pool_placement(vspec, variant, placement)
+            except WaitTimeout as exc:
+                self.operation_timeout = overall
+                if not by_attempt:
+                    trace(candidate, "failed", started, exc.code, exc.message)
+                    raise
+                trace(candidate, "timed_out", started, "AttemptTimeout", exc.message)
+                self.abandon_pool_placement(vspec, variant, placement)
+                miss = CapacityMiss(code="AttemptTimeout", reason="%s still pending after attempt_timeout %ss, abandoned"
+                                    % (self.placement_fields(placement).get("instance_type") or placement, attempt_timeout))
+                misses.append(miss)
+                self.pool_missed(vspec, variant, placement, miss, self._following(candidates, i, ruled_out))
+                continue
             except LlmopsError as exc:
-                trace(placement, "failed", started, getattr(exc, "code", None), exc.message)
+                trace(candidate, "failed", started, getattr(exc, "code", None), exc.message)
                 raise
+            finally:
+                self.operation_timeout = overall
             if miss is None:
-                trace(placement, "created", started)
-                self.pool_placed(spec, pool, placement, misses)
+                trace(candidate, "created", started)
+                self.pool_placed(vspec, variant, placement, misses)
+                if variant.capacity_type != pool.capacity_type or variant.gpu != pool.gpu:
+                    self.record("node_pool/%s: created as %s%s (allowed by its fallback)" % (
+                        pool.name, variant.capacity_type, " with %s" % variant.gpu.type if variant.gpu != pool.gpu else ""))
                 return placement
-            trace(placement, "no_capacity", started, miss.code, miss.reason)
+            trace(candidate, "no_capacity", started, miss.code, miss.reason)
             misses.append(miss)
             if miss.rules_out is not None:
-                rules.append((miss.rules_out, miss))
-            following = next((c for c in candidates[i + 1:] if ruled_out(c) is None), None)
-            self.pool_missed(spec, pool, placement, miss, following)
-        raise self.no_capacity_error(spec, pool, candidates, misses)
+                rules.append((variant.capacity_type, miss.rules_out, miss))
+            self.pool_missed(vspec, variant, placement, miss, self._following(candidates, i, ruled_out))
+        raise self.no_capacity_error(spec, pool, [c[2] for c in candidates], misses)
+
+    @staticmethod
+    def _following(candidates, i, ruled_out):
+        """The placement the loop will try after candidates[i], or None."""
+        return next((c[2] for c in candidates[i + 1:] if ruled_out(c) is None), None)
+
+    def abandon_pool_placement(self, spec, pool, placement):
+        """Delete what an attempt that ran past its attempt_timeout created, so the next one starts clean.
+        Providers whose delete only starts an operation wait for it here."""
+        self.delete_node_pool(spec.name, pool.name)
 
     def placement_fields(self, placement):
         """A placement as the attempt trace shows it: instance_type and zones where the provider says."""

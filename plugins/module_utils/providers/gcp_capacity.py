@@ -120,10 +120,7 @@ class GkeCapacityMixin(object):
                 raise
             if op is not None:
                 # A pool whose operation failed may exist in ERROR state; it must go before a retry.
-                gone = self.call("DELETE", self._pool_url(spec.name, pool.name), "nodePools.delete %s" % pool.name,
-                                 not_found=True)
-                if gone is not None:
-                    self.wait_operation(self._start(spec.name, gone))
+                self.abandon_pool_placement(spec, pool, placement)
             miss = CapacityMiss(code=capacity, reason="%s in %s: %s" % (machine_type, zone, capacity), detail=capacity)
             if capacity == "QUOTA_EXCEEDED" and _regional_quota(exc.message):
                 # The region's quota cannot hold this machine type: its other zones share that quota.
@@ -131,6 +128,13 @@ class GkeCapacityMixin(object):
                 miss.rules_out = lambda candidate: candidate[0] == machine_type
             return miss
         return None
+
+    def abandon_pool_placement(self, spec, pool, placement):
+        """Delete the attempt's pool and wait for the deletion: the next attempt reuses its name."""
+        gone = self.call("DELETE", self._pool_url(spec.name, pool.name), "nodePools.delete %s" % pool.name,
+                         not_found=True)
+        if gone is not None:
+            self.wait_operation(self._start(spec.name, gone))
 
     def placement_fields(self, placement):
         return {"instance_type": placement[0], "zones": [placement[1]]}

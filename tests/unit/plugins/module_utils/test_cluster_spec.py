@@ -87,3 +87,37 @@ def test_bad_node_config_names_the_field(node_config, field, words):
         parse_cluster_spec(spec(node_config=node_config))
     assert err.value.field == field
     assert words in str(err.value)
+
+
+def test_fallback_is_parsed_and_accepts_what_it_allows():
+    from ansible_collections.llmops.platform.plugins.module_utils.cluster_spec import GpuSpec
+    pool = parse_cluster_spec(spec(capacity_type="spot", gpu={"type": "nvidia-l4"}, fallback={
+        "capacity_types": ["spot", "on_demand"], "gpu_types": ["nvidia-l4", "nvidia-a10g"], "attempt_timeout": 900,
+        "regions": None})).pool("gpu")
+    # The pool's own GPU type is not repeated as an alternative.
+    assert (pool.fallback.capacity_types, pool.fallback.gpu_types, pool.fallback.attempt_timeout) == (
+        ("spot", "on_demand"), ("nvidia-a10g",), 900)
+    assert pool.accepts("capacity_type", "on_demand") and pool.accepts("gpu", GpuSpec("nvidia-a10g", 1))
+    assert not pool.accepts("gpu", GpuSpec("nvidia-a10g", 4)) and not pool.accepts("gpu", GpuSpec("nvidia-t4", 1))
+    assert pool.accepts("instance_types", ["g5.xlarge"]) and not pool.accepts("instance_types", ["g4dn.xlarge"])
+    plain = parse_cluster_spec(spec(gpu={"type": "nvidia-l4"})).pool("gpu")
+    assert plain.fallback is None and not plain.accepts("capacity_type", "spot")
+
+
+@pytest.mark.parametrize("pool, field, words", [
+    ({"fallback": {"regions": ["us-west-2"]}}, "node_pools[0].fallback.regions", "lives in its cluster's region"),
+    ({"fallback": {"zones": ["a"]}}, "node_pools[0].fallback.zones", "not a fallback key"),
+    ({"fallback": ["spot"]}, "node_pools[0].fallback", "dictionary"),
+    ({"fallback": {"capacity_types": ["spot", "reserved"]}}, "node_pools[0].fallback.capacity_types[1]", "not one of"),
+    ({"fallback": {"capacity_types": ["spot", "on_demand"]}}, "node_pools[0].fallback.capacity_types[0]",
+     "pool's capacity_type (on_demand)"),
+    ({"fallback": {"capacity_types": ["on_demand", "on_demand"]}}, "node_pools[0].fallback.capacity_types[1]", "twice"),
+    ({"fallback": {"gpu_types": ["nvidia-l4"]}}, "node_pools[0].fallback.gpu_types", "needs the pool's gpu"),
+    ({"gpu": {"type": "nvidia-l4"}, "fallback": {"gpu_types": ["nvidia-b300"]}}, "node_pools[0].fallback.gpu_types[0]",
+     "unknown GPU type"),
+    ({"fallback": {"attempt_timeout": 0}}, "node_pools[0].fallback.attempt_timeout", "1 or more"),
+])
+def test_bad_fallback_names_the_field(pool, field, words):
+    with pytest.raises(SpecError) as err:
+        parse_cluster_spec(spec(**pool))
+    assert err.value.field == field and words in str(err.value), str(err.value)
