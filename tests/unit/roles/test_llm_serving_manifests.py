@@ -372,3 +372,28 @@ def test_bad_settings_stop_the_role_naming_the_variable(rendered, name):
     assert result.proc.returncode != 0, "%s: the role accepted it" % name
     assert message in " ".join(result.output.split()), "%s: message not found in:\n%s" % (name, result.output[-3000:])
     assert not (result.dir / "03-secret.yaml").exists(), "%s: manifests were written anyway" % name
+
+
+def test_a_key_store_file_as_awx_injects_it_adds_its_keys(tmp_path):
+    """AWX's "LLMOps serving API keys" credential injects llm_serving_api_key_hashes_file (name:sha256 lines,
+    as llmops-hash-key prints them) and the smoke key; the role deploys those hashes, and only those."""
+    smoke_key = VAULT["vault_llm_serving_smoke_key"]
+    digests = {"team-a": hashlib.sha256(smoke_key.encode()).hexdigest(), "team-b": "ab" * 32}
+    store = tmp_path / "key_hashes"
+    store.write_text("# injected by AWX\nteam-a:%s\nteam-b: sha256:%s\n" % (digests["team-a"], digests["team-b"].upper()))
+    result = render("aws/dev", tmp_path, json.dumps({"llm_serving_api_keys": [],
+                                                     "llm_serving_api_key_hashes_file": str(store),
+                                                     "llm_serving_smoke_api_key": smoke_key}))
+    assert result.proc.returncode == 0, result.output[-4000:]
+    lines = base64.b64decode(result.one("Secret")["data"]["api-keys"]).decode().split()
+    assert lines == ["%s:%s" % item for item in digests.items()]
+    assert smoke_key not in result.output
+
+
+def test_a_malformed_key_store_file_stops_the_role_naming_it(tmp_path):
+    store = tmp_path / "key_hashes"
+    store.write_text("team-a %s\n" % ("ab" * 32))
+    result = render("aws/dev", tmp_path, json.dumps({"llm_serving_api_key_hashes_file": str(store)}))
+    assert result.proc.returncode != 0
+    assert "llm_serving_api_key_hashes_file (%s) must hold one" % store in " ".join(result.output.split())
+    assert not (result.dir / "03-secret.yaml").exists()
