@@ -7,8 +7,15 @@ one finished, streaming, greedy, max_tokens fixed). Prints, per server and
 concurrency: requests/s, output tokens/s, TTFT and end-to-end latency p50/p95,
 plus the in-process ceiling: model.generate() on a static batch of C prompts.
 
+`--long-prompt N` runs a different scenario instead (chunked prefill, issue 16 item 5):
+steady short traffic (C closed-loop streaming clients) into which one prompt of N
+tokens is sent, against two llmops-serving processes, chunked prefill on and off.
+It reports the short requests' inter-token latency (gap between streamed chunks)
+and TTFT while the long prompt was being prefilled, and over the whole run.
+
 Only loopback traffic; every loop is bounded by a request count and a timeout.
 Usage: .venv/bin/python bench/bench.py [--concurrency 1,4,16,64] [--max-tokens 128]
+       .venv/bin/python bench/bench.py --long-prompt 1536 [--model-dir DIR] [--concurrency 4]
 """
 from __future__ import annotations
 
@@ -36,9 +43,9 @@ def free_port() -> int:
 
 
 def pct(values, q):
-    if not values:
+    v = sorted(x for x in values if x == x)  # NaN (a request that streamed no text) has no rank
+    if not v:
         return float("nan")
-    v = sorted(values)
     return v[min(len(v) - 1, int(round(q / 100 * (len(v) - 1))))]
 
 
@@ -85,7 +92,11 @@ def wait_http(url: str, proc: Proc, timeout=300):
     raise RuntimeError(f"{url} not ready after {timeout}s")
 
 
-async def one_request(client, url, model, prompt, max_tokens):
+async def one_request(client, url, model, prompt, max_tokens, chunk_times=None):
+    """Stream one completion; return (TTFT, end-to-end, completion tokens).
+
+    `chunk_times`, when given, receives the arrival time (perf_counter) of every
+    chunk that carries text: the inter-token gaps of the long-prompt scenario."""
     body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True,
             "stream_options": {"include_usage": True}}
     t0 = time.perf_counter()
@@ -97,8 +108,11 @@ async def one_request(client, url, model, prompt, max_tokens):
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
             ev = json.loads(line[6:])
-            if ttft is None and ev.get("choices") and ev["choices"][0].get("text"):
-                ttft = time.perf_counter() - t0
+            if ev.get("choices") and ev["choices"][0].get("text"):
+                if ttft is None:
+                    ttft = time.perf_counter() - t0
+                if chunk_times is not None:
+                    chunk_times.append(time.perf_counter())
             if ev.get("usage"):
                 tokens = ev["usage"]["completion_tokens"]
     return ttft if ttft is not None else float("nan"), time.perf_counter() - t0, tokens
@@ -166,6 +180,100 @@ def static_ceiling(model_dir, levels, max_tokens, plist, threads):
     return out
 
 
+def long_prompt_text(model_dir: Path, n_tokens: int) -> str:
+    """Corpus text cut to exactly n_tokens tokens of the served model's tokenizer."""
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    corpus = (HERE.parent / "src/llmops_serving/data/corpus.txt").read_text().split()
+    words = []
+    while len(tok(" ".join(words))["input_ids"]) < n_tokens:
+        words += corpus
+    return tok.decode(tok(" ".join(words))["input_ids"][:n_tokens], skip_special_tokens=True)
+
+
+async def long_prompt_scenario(url, model, conc, short_tokens, plist, long_prompt, delay=2.0, timeout=600):
+    """C short clients stream back to back; after `delay` s one long prompt joins; the
+    clients stop starting requests once the long one has finished."""
+    shorts = []   # (start, ttft, chunk arrival times)
+    long_done = asyncio.Event()
+    long_res = {}
+
+    async def short_client(client, k):
+        i = k
+        while not long_done.is_set():
+            times: list[float] = []
+            start = time.perf_counter()
+            ttft, _, _ = await one_request(client, url, model, plist[i % len(plist)], short_tokens, times)
+            shorts.append((start, ttft, times))
+            i += conc
+
+    async def long_client(client):
+        await asyncio.sleep(delay)
+        long_res["sent"] = time.perf_counter()
+        ttft, e2e, _ = await one_request(client, url, model, long_prompt, 16)
+        long_res.update(ttft=ttft, first=long_res["sent"] + ttft, e2e=e2e)
+        long_done.set()
+
+    limits = httpx.Limits(max_connections=conc + 4, max_keepalive_connections=conc + 4)
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+        await asyncio.wait_for(asyncio.gather(long_client(client), *(short_client(client, k)
+                                                                      for k in range(conc))), timeout)
+    lo, hi = long_res["sent"], long_res["first"]
+    gaps_all, gaps_win, ttft_all, ttft_win = [], [], [], []
+    for start, ttft, times in shorts:
+        ttft_all.append(ttft)
+        if start <= hi and start + ttft >= lo:  # waited for its first token while the long prompt prefilled
+            ttft_win.append(ttft)
+        for a, b in zip(times, times[1:]):
+            gaps_all.append(b - a)
+            if b >= lo and a <= hi:  # the gap overlaps the long prompt's prefill
+                gaps_win.append(b - a)
+    return {"short_requests": len(shorts), "long_ttft": long_res["ttft"], "long_e2e": long_res["e2e"],
+            "itl_p50": pct(gaps_all, 50), "itl_p95": pct(gaps_all, 95), "itl_max": max(gaps_all),
+            "itl_win_p95": pct(gaps_win, 95), "itl_win_max": max(gaps_win, default=float("nan")),
+            "ttft_p95": pct(ttft_all, 95), "ttft_win_p95": pct(ttft_win, 95), "ttft_win_n": len(ttft_win)}
+
+
+def bench_long_prompt(a, model_dir: Path, venv_bin: Path, logs: Path, env: dict) -> None:
+    conc = int(a.concurrency.split(",")[0])
+    plist = prompts(128)
+    long_prompt = long_prompt_text(model_dir, a.long_prompt)
+    results = []
+    chunks = [int(x) for x in a.prefill_chunk.split(",")] + [0]
+    for chunk in chunks:
+        name = f"chunk {chunk}" if chunk else "chunked prefill off"
+        port = free_port()
+        p = Proc([str(venv_bin / "llmops-serve")], {**env, "LLMOPS_MODEL_PATH": str(model_dir),
+                 "LLMOPS_AUTH_ENABLED": "false", "LLMOPS_HOST": "127.0.0.1", "LLMOPS_PORT": str(port),
+                 "LLMOPS_MAX_BATCH_SIZE": str(conc + 1), "LLMOPS_PREFILL_CHUNK_TOKENS": str(chunk),
+                 "LLMOPS_LOG_LEVEL": "warning", "LLMOPS_SERVED_MODEL_NAME": "bench"},
+                 logs / f"long-prompt-chunk{chunk}.log")
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_http(url + "/readyz", p)
+            asyncio.run(run_level(url, "bench", 2, 2, 16, plist, 600))  # warm-up
+            load_before = os.getloadavg()[0]
+            r = asyncio.run(long_prompt_scenario(url, "bench", conc, a.max_tokens, plist, long_prompt))
+        finally:
+            p.stop()
+        r.update(server=f"llmops-serving, {name}", chunk=chunk, concurrency=conc, long_tokens=a.long_prompt,
+                 loadavg_1m=round(max(load_before, os.getloadavg()[0]), 2))
+        print(f"  {r['server']:<36} short ITL p95 {r['itl_win_p95']:.3f}s during prefill, "
+              f"max {r['itl_max']:.3f}s; long TTFT {r['long_ttft']:.2f}s", flush=True)
+        results.append(r)
+    Path(a.out).write_text(json.dumps(results, indent=2))
+    print()
+    print(f"{os.cpu_count()} CPUs; model {model_dir.name}; {conc} short clients (max_tokens {a.max_tokens}) "
+          f"+ one {a.long_prompt}-token prompt (max_tokens 16)")
+    print("| server | short ITL p95 during long prefill (s) | short ITL max (s) | short ITL p50 / p95 whole run (s) "
+          "| short TTFT p95 during long prefill (s) | short TTFT p95 whole run (s) | long prompt TTFT (s) | load |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        print(f"| {r['server']} | {r['itl_win_p95']:.3f} | {r['itl_max']:.3f} | {r['itl_p50']:.3f} / "
+              f"{r['itl_p95']:.3f} | {r['ttft_win_p95']:.3f} (n={r['ttft_win_n']}) | {r['ttft_p95']:.3f} | "
+              f"{r['long_ttft']:.2f} | {r['loadavg_1m']} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model-dir", default=str(HERE / ".models" / "llama-28m"))
@@ -175,8 +283,14 @@ def main():
     ap.add_argument("--servers", default="llmops,transformers")
     ap.add_argument("--llmops-bf16", action="store_true",
                     help="also run llmops-serving with LLMOPS_DTYPE=bfloat16 (extra rows; comparisons use float32)")
-    ap.add_argument("--out", default=str(HERE / "results" / "latest.json"))
+    ap.add_argument("--long-prompt", type=int, default=0, metavar="N",
+                    help="run the chunked-prefill scenario instead: short traffic + one N-token prompt")
+    ap.add_argument("--prefill-chunk", default="512",
+                    help="--long-prompt: LLMOPS_PREFILL_CHUNK_TOKENS values to run (comma list); 0 (off) is always run")
+    ap.add_argument("--out", default="", help="results JSON (default: results/latest.json, "
+                    "results/long-prompt.json with --long-prompt)")
     a = ap.parse_args()
+    a.out = a.out or str(HERE / "results" / ("long-prompt.json" if a.long_prompt else "latest.json"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     levels = [int(x) for x in a.concurrency.split(",")]
     model_dir = ensure_model(Path(a.model_dir))
@@ -187,6 +301,9 @@ def main():
     logs = HERE / "results"
     logs.mkdir(parents=True, exist_ok=True)
     env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    if a.long_prompt:
+        bench_long_prompt(a, model_dir, venv_bin, logs, env)
+        return
     # All servers run at once and the levels are interleaved (for each concurrency, every
     # server in turn), so load from other work on the machine hits them alike. An idle
     # server of either kind uses no measurable CPU.

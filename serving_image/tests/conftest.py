@@ -101,6 +101,22 @@ def bpe_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def bpe_model(bpe_model_dir):
+    """(model, tokenizer) of bpe_model_dir, loaded once, for in-process engine tests."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(bpe_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(bpe_model_dir, attn_implementation="sdpa").eval()
+    return model, tok
+
+
+class SyncLoop:
+    """Stands in for the asyncio loop in in-process engine tests: events are delivered at once."""
+
+    def call_soon_threadsafe(self, fn, *args):
+        fn(*args)
+
+
+@pytest.fixture(scope="session")
 def secrets_dir(tmp_path_factory) -> Path:
     """HS256 secret, RSA keys (PEM + JWKS) and the watermark key, all made at test time."""
     import jwt

@@ -25,3 +25,10 @@ def test_json_config_and_validation(tmp_path):
         Settings.load({"LLMOPS_PII_MODE": "shred"})
     with pytest.raises(ValueError):
         Settings.load({"LLMOPS_MAX_BATCH_SIZE": "0"})
+
+
+def test_prefill_chunk_tokens_setting():
+    assert Settings.load({}).prefill_chunk_tokens == 512
+    assert Settings.load({"LLMOPS_PREFILL_CHUNK_TOKENS": "0"}).prefill_chunk_tokens == 0  # off
+    with pytest.raises(ValueError, match=r"prefill_chunk_tokens must be 0 \(chunked prefill off\) or a positive"):
+        Settings.load({"LLMOPS_PREFILL_CHUNK_TOKENS": "-8"})

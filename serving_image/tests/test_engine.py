@@ -8,21 +8,9 @@ import time
 import pytest
 import torch
 
+from conftest import SyncLoop
 from llmops_serving.engine import Engine, QueueFull, SamplingParams, Sequence
 from llmops_serving.sampling import sample
-
-
-class _SyncLoop:
-    def call_soon_threadsafe(self, fn, *args):
-        fn(*args)
-
-
-@pytest.fixture(scope="module")
-def loaded(bpe_model_dir):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(bpe_model_dir)
-    model = AutoModelForCausalLM.from_pretrained(bpe_model_dir, attn_implementation="sdpa").eval()
-    return model, tok
 
 
 def _run(engine, tok, jobs, stagger=0.0):
@@ -36,7 +24,7 @@ def _run(engine, tok, jobs, stagger=0.0):
         return sink
 
     for i, (prompt, params) in enumerate(jobs):
-        engine.submit([Sequence(tok(prompt)["input_ids"], params, _SyncLoop(), sink_for(i))])
+        engine.submit([Sequence(tok(prompt)["input_ids"], params, SyncLoop(), sink_for(i))])
         if stagger:
             time.sleep(stagger)
     for _ in jobs:
@@ -51,8 +39,8 @@ def _reference(model, tok, prompt, n):
     return tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
-def test_continuous_batching_matches_generate(loaded):
-    model, tok = loaded
+def test_continuous_batching_matches_generate(bpe_model):
+    model, tok = bpe_model
     # batch size 3 < 7 jobs: rows leave and waiting jobs join mid-flight, with different prompt lengths
     eng = Engine(model, tok, max_batch_size=3, max_batch_tokens=64, max_queue=100, max_model_len=2048,
                  device=torch.device("cpu"))
@@ -71,15 +59,15 @@ def test_continuous_batching_matches_generate(loaded):
         eng.stop()
 
 
-def test_queue_bound_raises(loaded):
-    model, tok = loaded
+def test_queue_bound_raises(bpe_model):
+    model, tok = bpe_model
     eng = Engine(model, tok, max_batch_size=1, max_batch_tokens=64, max_queue=2, max_model_len=2048,
                  device=torch.device("cpu"))  # not started: nothing drains the queue
     p = SamplingParams(max_tokens=1)
-    eng.submit([Sequence([1, 2], p, _SyncLoop(), lambda e: None)])
-    eng.submit([Sequence([1, 2], p, _SyncLoop(), lambda e: None)])
+    eng.submit([Sequence([1, 2], p, SyncLoop(), lambda e: None)])
+    eng.submit([Sequence([1, 2], p, SyncLoop(), lambda e: None)])
     with pytest.raises(QueueFull):
-        eng.submit([Sequence([1, 2], p, _SyncLoop(), lambda e: None)])
+        eng.submit([Sequence([1, 2], p, SyncLoop(), lambda e: None)])
 
 
 def test_sampling_rules():
@@ -97,13 +85,13 @@ def test_sampling_rules():
     assert draws == again
 
 
-def test_admission_respects_batch_rows_and_prefill_tokens(loaded):
-    model, tok = loaded
+def test_admission_respects_batch_rows_and_prefill_tokens(bpe_model):
+    model, tok = bpe_model
     eng = Engine(model, tok, max_batch_size=3, max_batch_tokens=40, max_queue=100, max_model_len=2048,
                  device=torch.device("cpu"))  # not started: _admit is driven by hand
     p = SamplingParams(max_tokens=1)
     for n in (10, 10, 25, 5, 5):
-        eng.submit([Sequence(list(range(1, n + 1)), p, _SyncLoop(), lambda e: None)])
+        eng.submit([Sequence(list(range(1, n + 1)), p, SyncLoop(), lambda e: None)])
     first = eng._admit()
     # padded prefill cost is longest * count: 10,10 fit (20); adding 25 would cost 75 > 40
     assert [len(s.prompt_ids) for s in first] == [10, 10]

@@ -23,6 +23,7 @@ class Settings:
     max_model_len: int = 0               # 0 = from the model config
     max_batch_size: int = 32             # sequences decoded together
     max_batch_tokens: int = 4096         # prompt tokens prefilled in one step
+    prefill_chunk_tokens: int = 512      # longer prompts are prefilled in chunks of this size; 0 = off
     max_queue: int = 256                 # waiting requests before 503
     max_prompts_per_request: int = 32    # list length limit of /v1/completions
     max_n: int = 8                       # limit of the `n` parameter
@@ -96,6 +97,9 @@ class Settings:
         for name in ("max_batch_size", "max_batch_tokens", "max_queue", "max_prompts_per_request"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.prefill_chunk_tokens < 0:
+            raise ValueError(f"prefill_chunk_tokens must be 0 (chunked prefill off) or a positive number of "
+                             f"tokens such as 512, got {self.prefill_chunk_tokens}")
         if not 0 < self.watermark_gamma < 1:
             raise ValueError("watermark_gamma must be in (0, 1)")
 

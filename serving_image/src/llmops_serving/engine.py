@@ -7,13 +7,23 @@ thread loops:
   1. drop sequences whose client went away (`cancelled`),
   2. admit waiting sequences up to `max_batch_size` rows and `max_batch_tokens`
      prompt tokens, prefill them together (left-padded) and copy their KV into
-     the shared slot cache (kvcache.SlotKVStore),
+     the shared slot cache (kvcache.SlotKVStore); a prompt longer than
+     `prefill_chunk_tokens` is instead prefilled one chunk per step (chunked
+     prefill, below) and joins the slot cache after its last chunk,
   3. run one decode step for every running row, sample, detokenize, check stop
      conditions, and remove finished rows,
   4. hand all events of the step to the asyncio loop in one call_soon_threadsafe.
 
 So requests join and leave the running batch between decode steps, and the KV
 cache of a running sequence is reused for its whole life.
+
+Chunked prefill: prefilling a long prompt in one forward pass would make that
+step, and so the next token of every running request, wait for the whole
+prompt. A long prompt is therefore prefilled into its own DynamicCache, at most
+`prefill_chunk_tokens` tokens per step (positions continue from the previous
+chunk; each chunk attends causally to everything before it), while the decode
+step of the running rows still runs every step. After the last chunk its KV is
+copied into the slot cache exactly as a one-pass prefill's would be.
 """
 from __future__ import annotations
 
@@ -63,6 +73,9 @@ class Sequence:
     first_token_at: float | None = None
     generator: torch.Generator | None = None
     pending: int = -1  # sampled token not yet fed to the model
+    # chunked prefill: prompt tokens already in `prefill_cache` (a DynamicCache)
+    prefilled: int = 0
+    prefill_cache: Any = None
 
 
 class QueueFull(Exception):
@@ -71,13 +84,15 @@ class QueueFull(Exception):
 
 class Engine:
     def __init__(self, model, tokenizer, *, max_batch_size: int, max_batch_tokens: int, max_queue: int,
-                 max_model_len: int, device: torch.device, metrics=None, watermark=None):
+                 max_model_len: int, device: torch.device, metrics=None, watermark=None,
+                 prefill_chunk_tokens: int = 0):
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
         self.max_queue = max_queue
         self.max_model_len = max_model_len
+        self.prefill_chunk_tokens = prefill_chunk_tokens  # 0 = off: every prompt in one pass
         self.device = device
         self.metrics = metrics
         self.watermark = watermark
@@ -94,6 +109,11 @@ class Engine:
                                  max_rows=max_batch_size)
         self.waiting: collections.deque[Sequence] = collections.deque()
         self.running: list[Sequence] = []  # row i of the store belongs to running[i]
+        # admitted long prompts (each holds a row), prefilled one chunk per step, oldest first
+        self.prefilling: collections.deque[Sequence] = collections.deque()
+        # prompt tokens forwarded so far (one-pass and chunked); tests and benchmarks read it to
+        # see how much prefill work ran between two tokens of a running request
+        self.prefill_tokens = 0
         self._cv = threading.Condition()
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -132,7 +152,7 @@ class Engine:
 
     @property
     def in_flight(self) -> int:
-        return len(self.waiting) + len(self.running)
+        return len(self.waiting) + len(self.prefilling) + len(self.running)
 
     def is_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and self.healthy
@@ -147,7 +167,7 @@ class Engine:
         torch.set_grad_enabled(False)
         while True:
             with self._cv:
-                while not self._stop and not self.waiting and not self.running:
+                while not self._stop and not self.waiting and not self.running and not self.prefilling:
                     self._cv.wait()
                 if self._stop:
                     break
@@ -158,15 +178,18 @@ class Engine:
             except Exception as exc:  # keep serving: fail the batch, reset the cache
                 log.exception("engine step failed")
                 self.last_error = repr(exc)
-                for seq in self.running:
+                for seq in self.running + list(self.prefilling):
                     events.append((seq, {"type": "error", "message": "generation failed"}))
                 self.running = []
+                self.prefilling.clear()
                 self.store.reset()
             self._dispatch(events)
             self._gauge()
         # stopping: tell everyone still waiting or running
-        events = [(s, {"type": "error", "message": "server shutting down"}) for s in list(self.waiting) + self.running]
+        events = [(s, {"type": "error", "message": "server shutting down"})
+                  for s in list(self.waiting) + list(self.prefilling) + self.running]
         self.waiting.clear()
+        self.prefilling.clear()
         self.running = []
         self._dispatch(events)
 
@@ -190,10 +213,15 @@ class Engine:
             while self.waiting and self.waiting[0].cancelled:
                 self.waiting.popleft()
                 self._count_cancel()
-        # 2. admission + prefill
+        for seq in [s for s in self.prefilling if s.cancelled]:
+            self.prefilling.remove(seq)  # its partial cache goes with it
+            self._count_cancel()
+        # 2. admission + prefill (short prompts in one pass, one chunk of the oldest long prompt)
         admitted = self._admit()
         if admitted:
             self._prefill(admitted, events)
+        if self.prefilling:
+            self._prefill_chunk(events)
         # 3. one decode step for all running rows
         if self.running:
             self._decode(events)
@@ -203,11 +231,15 @@ class Engine:
         admitted: list[Sequence] = []
         longest = 0
         with self._cv:
-            while self.waiting and len(self.running) + len(admitted) < self.max_batch_size:
+            while self.waiting and len(self.running) + len(self.prefilling) + len(admitted) < self.max_batch_size:
                 seq = self.waiting[0]
                 if seq.cancelled:
                     self.waiting.popleft()
                     self._count_cancel()
+                    continue
+                if self.prefill_chunk_tokens and len(seq.prompt_ids) > self.prefill_chunk_tokens:
+                    # holds a row from now on, but its prefill is spread over the next steps
+                    self.prefilling.append(self.waiting.popleft())
                     continue
                 new_longest = max(longest, len(seq.prompt_ids))
                 if admitted and new_longest * (len(admitted) + 1) > self.max_batch_tokens:
@@ -238,7 +270,36 @@ class Engine:
         out = self.model(input_ids=ids.to(self.device), position_ids=pos.to(self.device),
                          attention_mask=mask[:, None].to(self.device), past_key_values=cache,
                          use_cache=True, logits_to_keep=1)
-        logits = out.logits[:, -1, :]
+        self.prefill_tokens += sum(lens)
+        self._join(seqs, cache, pads, out.logits[:, -1, :], events)
+
+    def _prefill_chunk(self, events: list) -> None:
+        """Forward the next chunk of the oldest long prompt; join the batch after the last one."""
+        from transformers import DynamicCache
+
+        seq = self.prefilling[0]
+        if seq.prefill_cache is None:
+            seq.prefill_cache = DynamicCache()
+        done = seq.prefilled
+        chunk = seq.prompt_ids[done:done + self.prefill_chunk_tokens]
+        q = len(chunk)
+        # query i sits at position done + i and may see every key up to and including itself
+        keys = torch.arange(done + q)
+        mask = keys[None, :] <= (done + torch.arange(q))[:, None]
+        out = self.model(input_ids=torch.tensor([chunk], device=self.device),
+                         position_ids=torch.arange(done, done + q, device=self.device)[None],
+                         attention_mask=mask[None, None].to(self.device), past_key_values=seq.prefill_cache,
+                         use_cache=True, logits_to_keep=1)
+        seq.prefilled = done + q
+        self.prefill_tokens += q
+        if seq.prefilled < len(seq.prompt_ids):
+            return
+        self.prefilling.popleft()
+        cache, seq.prefill_cache = seq.prefill_cache, None
+        self._join([seq], cache, [0], out.logits[:, -1, :], events)
+
+    def _join(self, seqs: list[Sequence], cache, pads: list[int], logits: torch.Tensor, events: list) -> None:
+        """Move freshly prefilled sequences into the slot cache and sample their first token."""
         keys = [layer.keys for layer in cache.layers]
         values = [layer.values for layer in cache.layers]
         self.store.add_rows(keys, values, pads)

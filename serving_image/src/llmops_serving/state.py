@@ -49,7 +49,7 @@ class ServerState:
             raise ValueError("watermark_enabled needs watermark_key_file")
         engine = Engine(model, tokenizer, max_batch_size=s.max_batch_size, max_batch_tokens=s.max_batch_tokens,
                         max_queue=s.max_queue, max_model_len=max_len, device=device, metrics=self.metrics,
-                        watermark=self.watermark)
+                        watermark=self.watermark, prefill_chunk_tokens=s.prefill_chunk_tokens)
         # warm-up: one tiny generation so the first request does not pay one-time costs
         engine.start()
         self.tokenizer, self.max_model_len, self.engine = tokenizer, max_len, engine
