@@ -164,7 +164,7 @@ stage_e2e() {
   [[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d "$body" "$api")" == 401 ]] \
     || { echo "e2e: the API answered without a key" >&2; return 1; }
   e2e_lab_nodes_hardened_and_monitored
-  # Jobs of type check with the held and a rotated watermark key: the Secret would change, the pod does not.
+  # A job of type check with an injected watermark key: the Secret would change, the pod does not.
   bash scripts/ee-credentials-check.sh
   e2e_scale_up_hardens_at_boot
   ansible-playbook -i inventories/local playbooks/teardown.yml
