@@ -53,6 +53,20 @@ class FallbackSpec:
     attempt_timeout: Optional[int] = None
 
 
+@dataclass(frozen=True)
+class ReservationSpec:
+    """Capacity held for the pool (docs/clouds.md, reservations and capacity blocks), checked against the pool by
+    the provider before any request is sent.
+
+    type: `reservation` (AWS On-Demand Capacity Reservation, GCP specific reservation, Azure capacity reservation
+    group), `capacity_block` (AWS Capacity Blocks for ML) or `flex_start` (GCP flex-start / DWS, no name).
+    name: what the cloud calls it: an AWS cr-... id (or, for `reservation`, a resource group ARN), a GCP
+    reservation name, an Azure capacity reservation group resource ID."""
+
+    type: str = "reservation"
+    name: Optional[str] = None
+
+
 @dataclass
 class NodePoolSpec:
     name: str
@@ -73,6 +87,7 @@ class NodePoolSpec:
     # node_boot_config role; each provider maps what its cloud has (docs/hardening.md).
     node_config: Dict[str, object] = field(default_factory=dict)
     fallback: Optional[FallbackSpec] = None
+    reservation: Optional[ReservationSpec] = None
 
     def summary(self):
         """Plain dict for results and diffs (stable key order, no None noise)."""
@@ -81,6 +96,9 @@ class NodePoolSpec:
     def accepts(self, name, have):
         """Whether a pool reporting `have` for field `name` is what this spec asked for through its fallback
         (e.g. created on_demand after spot had no capacity): then it is not drift."""
+        if name == "capacity_type" and have == "capacity_block" and self.reservation is not None:
+            # EKS reports a Capacity Block's node group as its own capacity type: what the reservation asked for.
+            return self.reservation.type == "capacity_block"
         if self.fallback is None or have is None:
             return False
         if name == "capacity_type":
@@ -250,6 +268,40 @@ def _parse_fallback(raw, where, capacity_type, gpu):
                         gpu_types=tuple(t for t in gpu_types if gpu is None or t != gpu.type), attempt_timeout=timeout)
 
 
+RESERVATION_TYPES = ("reservation", "capacity_block", "flex_start")
+
+
+def _parse_reservation(raw, where, capacity_type, fallback):
+    """node_pools[].reservation: the shape is checked here; whether it fits the pool is the provider's check."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise SpecError(where, "must be a dictionary", hint="e.g. reservation: {type: reservation, name: cr-0123456789abcdef0}")
+    unknown = sorted(str(k) for k in raw if k not in ("type", "name"))
+    if unknown:
+        raise SpecError("%s.%s" % (where, unknown[0]), "is not a reservation key", hint="reservation takes type and name")
+    kind = raw.get("type") or "reservation"
+    if kind not in RESERVATION_TYPES:
+        raise SpecError(where + ".type", "must be one of %s, got %r" % (", ".join(RESERVATION_TYPES), kind))
+    name = raw.get("name")
+    if kind == "flex_start":
+        if name:
+            raise SpecError(where + ".name", "is not used by flex_start (the cloud queues the request, nothing is named)",
+                            hint="remove name, or use type: reservation for a named reservation")
+    elif not isinstance(name, str) or not name.strip():
+        raise SpecError(where + ".name", "is required for a %s" % kind,
+                        hint="the reservation's id or name as the cloud shows it (AWS cr-..., GCP reservation name, "
+                             "Azure capacity reservation group resource ID)")
+    if capacity_type != "on_demand":
+        # Reserved and flex-start capacity is on-demand capacity: a spot pool cannot draw on it.
+        raise SpecError(where + ".type", "%s needs capacity_type on_demand, the pool has %s" % (kind, capacity_type),
+                        hint="set capacity_type: on_demand on this pool")
+    if fallback is not None:
+        # The reservation fixes the instance type and zone: a fallback would place the pool outside it.
+        raise SpecError(where, "cannot be combined with fallback", hint="remove fallback from this pool, or the reservation")
+    return ReservationSpec(type=kind, name=name.strip() if name else None)
+
+
 def parse_node_pool(raw, index):
     where = "node_pools[%d]" % index
     if not isinstance(raw, dict):
@@ -278,6 +330,7 @@ def parse_node_pool(raw, index):
     if not isinstance(labels, dict):
         raise SpecError(where + ".labels", "must be a dictionary of label names to values")
     gpu = _parse_gpu(raw.get("gpu"), where + ".gpu")
+    fallback = _parse_fallback(raw.get("fallback"), where + ".fallback", capacity_type, gpu)
     return NodePoolSpec(
         name=raw["name"],
         count=count,
@@ -292,7 +345,8 @@ def parse_node_pool(raw, index):
         disk_size_gb=disk,
         image=raw.get("image") or None,
         node_config=_parse_node_config(raw.get("node_config"), where + ".node_config"),
-        fallback=_parse_fallback(raw.get("fallback"), where + ".fallback", capacity_type, gpu),
+        fallback=fallback,
+        reservation=_parse_reservation(raw.get("reservation"), where + ".reservation", capacity_type, fallback),
     )
 
 

@@ -185,6 +185,26 @@ options:
                 ranks regions), or run one cluster per region.
             type: list
             elements: str
+      reservation:
+        description:
+          - Capacity held for the pool (docs/clouds.md, reservations and capacity blocks). The provider reads it
+            and checks it against the pool (instance or machine type, zone, free count) before any request is sent.
+          - Needs O(node_pools[].capacity_type=on_demand) and cannot be combined with O(node_pools[].fallback).
+        type: dict
+        suboptions:
+          type:
+            description:
+              - V(reservation) is an AWS On-Demand Capacity Reservation, a GCP specific reservation or an Azure
+                capacity reservation group; V(capacity_block) an AWS Capacity Block for ML; V(flex_start) GCP
+                flex-start (Dynamic Workload Scheduler), which names nothing.
+            type: str
+            default: reservation
+            choices: [reservation, capacity_block, flex_start]
+          name:
+            description:
+              - The reservation as the cloud names it; AWS a C(cr-...) id (or, for V(reservation), a resource group
+                ARN), GCP the reservation name, Azure the capacity reservation group's resource ID.
+            type: str
   purge_node_pools:
     description: Delete node pools that exist in the cluster but are not listed in O(node_pools).
     type: bool
@@ -406,6 +426,10 @@ NODE_POOL_OPTIONS = dict(
         gpu_types=dict(type="list", elements="str"),
         attempt_timeout=dict(type="int"),
         regions=dict(type="list", elements="str"),
+    )),
+    reservation=dict(type="dict", options=dict(
+        type=dict(type="str", default="reservation", choices=["reservation", "capacity_block", "flex_start"]),
+        name=dict(type="str"),
     )),
 )
 

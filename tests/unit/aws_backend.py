@@ -18,6 +18,9 @@ documented behaviour:
 - DescribeTags for NAT gateways: EC2's resource type is "natgateway", moto files them as
   "nat-gateway"; the filter is translated so amazon.aws.ec2_vpc_nat_gateway sees its tags.
 - a node group that stays CREATING (`stay_creating`), as a slow create does when the wait ends.
+- DescribeCapacityReservations, which moto lacks: answered from `capacity_reservations` (id -> the
+  CapacityReservation fields, as botocore's EC2 model names them) in the EC2 query API's XML, with
+  InvalidCapacityReservationId.NotFound for an id not there; the request is checked against the model.
 Everything else passes through to moto unchanged. EC2 instances for node groups are launched in moto
 by `sync_nodes`, standing in for the Auto Scaling group EKS would manage.
 """
@@ -42,6 +45,7 @@ CREATE_PATH = re.compile(r"^/clusters/([^/]+)/node-groups/?$")
 ACCESS_PATH = re.compile(r"^/clusters/([^/]+)/access-entries(?:/([^/?]+)(?:/access-policies(?:/([^/?]+))?)?)?/?(?:\?.*)?$")
 VERSION_PATH = re.compile(r"^/clusters/([^/]+)/node-groups/([^/?]+)/update-version$")
 EKS_MODEL = botocore.session.get_session().get_service_model("eks")
+EC2_MODEL = botocore.session.get_session().get_service_model("ec2")
 
 
 def validate_request(operation, params):
@@ -72,6 +76,7 @@ class FaultProxy(http.server.ThreadingHTTPServer):
         # X-Amz-Target -> answer(request JSON) -> (status, JSON): JSON-protocol operations moto lacks
         # (the Price List Query API), answered by the test that needs them.
         self.json_answers = {}
+        self.capacity_reservations = {}  # id -> CapacityReservation fields (DescribeCapacityReservations)
         super(FaultProxy, self).__init__(("127.0.0.1", 0), ProxyHandler)
 
     def mutations(self, since=0):
@@ -101,6 +106,8 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         target = self.headers.get("X-Amz-Target", "")
         action = re.search(r"(?:^|&)Action=([A-Za-z]+)", body.decode("latin-1"))
         self.server.requests.append((self.command, self.path, action.group(1) if action else target))
+        if action and action.group(1) == "DescribeCapacityReservations":
+            return self._capacity_reservations(urllib.parse.parse_qs(body.decode("latin-1")))
         if target.endswith("GetServiceQuota"):
             return self._service_quota(json.loads(body or b"{}"))
         if target in self.server.json_answers:
@@ -299,6 +306,37 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
             self.server.nodegroup_versions[(cluster, nodegroup)] = body["launchTemplate"]
         return self._json(200, {"update": {"id": "u-%d" % len(self.server.nodegroup_versions), "status": "InProgress",
                                            "type": "VersionUpdate", "params": [], "createdAt": 1700000000.0, "errors": []}})
+
+    def _capacity_reservations(self, query):
+        """DescribeCapacityReservations (EC2 API reference) in the query protocol's XML."""
+        ids = [v[0] for k, v in sorted(query.items()) if k.startswith("CapacityReservationId.")]
+        report = botocore.validate.ParamValidator().validate(
+            {"CapacityReservationIds": ids}, EC2_MODEL.operation_model("DescribeCapacityReservations").input_shape)
+        if report.has_errors():
+            self.server.invalid.append(("DescribeCapacityReservations", report.generate_report()))
+        missing = [i for i in ids if i not in self.server.capacity_reservations]
+        if missing:
+            body = ("<Response><Errors><Error><Code>InvalidCapacityReservationId.NotFound</Code><Message>The "
+                    "capacity reservation ID '%s' does not exist</Message></Error></Errors><RequestID>r-1</RequestID>"
+                    "</Response>" % missing[0])
+            return self._xml(400, body)
+        items = []
+        for cr_id in ids or sorted(self.server.capacity_reservations):
+            fields = dict(self.server.capacity_reservations[cr_id], CapacityReservationId=cr_id)
+            # The query protocol's XML names members in lowerCamelCase (InstanceType -> instanceType).
+            tags = [(k[0].lower() + k[1:], v) for k, v in sorted(fields.items())]
+            items.append("<item>%s</item>" % "".join("<%s>%s</%s>" % (tag, v, tag) for tag, v in tags))
+        return self._xml(200, '<DescribeCapacityReservationsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+                         "<requestId>r-1</requestId><capacityReservationSet>%s</capacityReservationSet>"
+                         "</DescribeCapacityReservationsResponse>" % "".join(items))
+
+    def _xml(self, status, text):
+        body = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def _service_quota(self, request):
         code = request.get("QuotaCode")

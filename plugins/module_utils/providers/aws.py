@@ -50,6 +50,12 @@ EFFECT_TO_EKS = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCH
 EFFECT_FROM_EKS = dict((v, k) for k, v in EFFECT_TO_EKS.items())
 CAPACITY_TO_EKS = {"on_demand": "ON_DEMAND", "spot": "SPOT"}
 CAPACITY_FROM_EKS = dict((v, k) for k, v in CAPACITY_TO_EKS.items())
+# A Capacity Block's node group has its own EKS capacity type; NodePoolSpec.accepts takes it for such a pool.
+CAPACITY_FROM_EKS["CAPACITY_BLOCK"] = "capacity_block"
+# node_pools[].reservation.type -> the EC2 ReservationType a capacity reservation must have.
+RESERVATION_TYPES = {"reservation": "default", "capacity_block": "capacity-block"}
+# The only platform an EKS Linux node launches as: a reservation for another one is never drawn on.
+LINUX_PLATFORM = "Linux/UNIX"
 
 # Node group health issues and API errors that mean "no capacity for this type here", not "broken".
 CAPACITY_MARKERS = ("InsufficientInstanceCapacity", "InsufficientCapacity", "Unsupported", "SpotMaxPriceTooLow")
@@ -103,6 +109,8 @@ class AwsProvider(AwsPricingMixin, ClusterProvider):
         self._clients = {}
         # Pool name -> the node_config the spec asks for, known once validate() has seen the spec.
         self._wanted_node_config = {}
+        # Pool name -> its checked capacity reservation (_check_reservation), known once validate() has run.
+        self._reserved = {}
 
     # -- clients and errors --------------------------------------------------------------------------
     def client(self, service, region=None):
@@ -203,6 +211,73 @@ class AwsProvider(AwsPricingMixin, ClusterProvider):
                 raise SpecError("node_pools[%d].gpu.type" % index,
                                 "%s (%s) is not offered in %s" % (pool.gpu.type, ", ".join(candidates), spec.region),
                                 hint="choose another region; gpu_capacity_info lists where it is offered")
+            if getattr(pool, "reservation", None) is not None:
+                self._reserved[pool.name] = self._check_reservation(spec, pool, index, candidates)
+
+    # -- reservations and capacity blocks (node_pools[].reservation) ------------------------------------
+    def _check_reservation(self, spec, pool, index, candidates):
+        """Read the pool's capacity reservation and refuse, before anything is created, one that cannot hold
+        the pool. Returns {target, instance_type, zone}: the launch template's CapacityReservationTarget and
+        where the node group must launch (None for a resource group, whose members EC2 picks)."""
+        where = "node_pools[%d].reservation" % index
+        wanted = pool.reservation
+        if wanted.type not in RESERVATION_TYPES:
+            raise SpecError(where + ".type", "%s is not an AWS reservation type" % wanted.type,
+                            hint="use reservation (an On-Demand Capacity Reservation) or capacity_block (Capacity "
+                                 "Blocks for ML); flex_start is GCP's")
+        if wanted.name.startswith("arn:"):
+            if wanted.type == "capacity_block":
+                raise SpecError(where + ".name", "a capacity block is named by its cr-... id, not an ARN",
+                                hint="copy the Capacity Block's reservation id (cr-...) from the EC2 console")
+            # EC2 has no read of a resource group's reservations by ARN: only the pool's shape is sent.
+            self.record("node_pool/%s: capacity reservation group %s is used as named; its reservations were not "
+                        "checked against the pool" % (pool.name, wanted.name))
+            return {"target": {"CapacityReservationResourceGroupArn": wanted.name}, "instance_type": None, "zone": None}
+        try:
+            found = self.call("ec2", "describe_capacity_reservations",
+                              CapacityReservationIds=[wanted.name]).get("CapacityReservations", [])
+        except ProviderError as exc:
+            if not (exc.code or "").startswith("InvalidCapacityReservationId"):
+                raise
+            found = []
+        if not found:
+            raise SpecError(where + ".name", "capacity reservation %s does not exist in %s" % (wanted.name, spec.region),
+                            hint="check the id (cr-...) and the region in the EC2 console, Capacity Reservations")
+        held = found[0]
+        problems = []
+        kind = held.get("ReservationType") or "default"
+        if kind != RESERVATION_TYPES[wanted.type]:
+            problems.append("it is a %s reservation, the pool names a %s" % (kind, wanted.type))
+        if held.get("State") != "active":
+            problems.append("its state is %s, not active%s" % (held.get("State"), " (the block has not started)"
+                                                               if held.get("State") == "scheduled" else ""))
+        if candidates and held.get("InstanceType") not in candidates:
+            problems.append("it holds %s, the pool runs %s" % (held.get("InstanceType"), ", ".join(candidates)))
+        zone = held.get("AvailabilityZone")
+        zones = sorted(set(self._subnets_for(pool, index).values()))
+        if zone not in zones:
+            problems.append("it is in %s, the pool's subnets are in %s" % (zone, ", ".join(zones)))
+        if held.get("InstancePlatform") != LINUX_PLATFORM:
+            problems.append("its platform is %s, EKS nodes run %s" % (held.get("InstancePlatform"), LINUX_PLATFORM))
+        need = max(pool.count, pool.min_count or 0)
+        if held.get("AvailableInstanceCount", 0) < need and not self._nodegroup_exists(spec.name, pool.name):
+            # A pool already running on it has used it up: only a new pool needs free instances.
+            problems.append("%s of its %s instances are free, the pool needs %d" % (
+                held.get("AvailableInstanceCount", 0), held.get("TotalInstanceCount"), need))
+        if problems:
+            raise SpecError(where + ".name", "capacity reservation %s cannot hold node pool %s: %s"
+                            % (wanted.name, pool.name, "; ".join(problems)),
+                            hint="name a reservation that matches the pool, or change the pool to match it")
+        return {"target": {"CapacityReservationId": wanted.name}, "instance_type": held["InstanceType"], "zone": zone}
+
+    def _nodegroup_exists(self, cluster, pool):
+        try:
+            self.call("eks", "describe_nodegroup", clusterName=cluster, nodegroupName=pool)
+            return True
+        except ProviderError as exc:
+            if exc.code != "ResourceNotFoundException":
+                raise
+            return False
 
     def _use_foundation(self, name):
         """Fill in what playbooks/foundations.yml created for `name` and the inventory did not give: the
@@ -291,15 +366,23 @@ class AwsProvider(AwsPricingMixin, ClusterProvider):
         disks = [m.get("Ebs", {}).get("VolumeSize") for m in data.get("BlockDeviceMappings") or []]
         return {"id": template_id, "version": versions[0]["VersionNumber"],
                 "user_data": base64.b64decode(user_data).decode("utf-8") if user_data else None,
-                "disk_size_gb": disks[0] if disks else None}
+                "disk_size_gb": disks[0] if disks else None,
+                "reservation": data.get("CapacityReservationSpecification"), "market": data.get("InstanceMarketOptions")}
 
-    @staticmethod
-    def _launch_template_data(pool, user_data):
+    def _launch_template_data(self, pool, user_data):
         data = {
-            "UserData": base64.b64encode(user_data.encode("utf-8")).decode("ascii"),
             # IMDSv2 only, with a hop limit that lets pods on the node (not beyond) reach it.
             "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"},
         }
+        if user_data:
+            data["UserData"] = base64.b64encode(user_data.encode("utf-8")).decode("ascii")
+        reserved = self._reserved.get(pool.name)
+        if reserved is not None:
+            # Launch only into the named reservation: never fall silently onto unreserved on-demand capacity.
+            data["CapacityReservationSpecification"] = {"CapacityReservationTarget": dict(reserved["target"])}
+            if pool.reservation.type == "capacity_block":
+                # EC2 launches into a Capacity Block only with this market type (EC2 User Guide, Capacity Blocks).
+                data["InstanceMarketOptions"] = {"MarketType": "capacity-block"}
         if pool.disk_size_gb:
             # EKS refuses diskSize together with a launch template: the root volume is set here.
             data["BlockDeviceMappings"] = [{"DeviceName": "/dev/xvda", "Ebs": {
@@ -309,7 +392,7 @@ class AwsProvider(AwsPricingMixin, ClusterProvider):
     def _ensure_launch_template(self, spec, pool):
         """Create the pool's template, or a new version when its user data or disk changed: {id, version}."""
         name = self.launch_template_name(spec.name, pool.name)
-        user_data = pool.node_config["user_data"]
+        user_data = (pool.node_config or {}).get("user_data")
         data = self._launch_template_data(pool, user_data)
         current = self._launch_template(name)
         if current is None:
@@ -318,7 +401,9 @@ class AwsProvider(AwsPricingMixin, ClusterProvider):
             made = self.call("ec2", "create_launch_template", LaunchTemplateName=name, LaunchTemplateData=data,
                              TagSpecifications=[{"ResourceType": "launch-template", "Tags": tags}])["LaunchTemplate"]
             return {"id": made["LaunchTemplateId"], "version": str(made.get("LatestVersionNumber", 1))}
-        if current["user_data"] == user_data and current["disk_size_gb"] == (pool.disk_size_gb or None):
+        have = (current["user_data"], current["disk_size_gb"], current["reservation"], current["market"])
+        if have == (user_data or None, pool.disk_size_gb or None, data.get("CapacityReservationSpecification"),
+                    data.get("InstanceMarketOptions")):
             return {"id": current["id"], "version": str(current["version"])}
         made = self.call("ec2", "create_launch_template_version", LaunchTemplateId=current["id"], LaunchTemplateData=data,
                          VersionDescription="llmops.platform: node_config.user_data of %s" % pool.name)
@@ -466,7 +551,8 @@ class AwsProvider(AwsPricingMixin, ClusterProvider):
         self._wait_cluster_active(spec.name)
         index = spec.node_pools.index(pool)
         candidates = gpu_catalog.instance_types_for("aws", pool, index)
-        if not candidates:  # a CPU pool with no instance type named: EKS picks its default (t3.medium)
+        if not candidates and pool.name not in self._reserved:
+            # A CPU pool with no instance type named: EKS picks its default (t3.medium).
             self._create_nodegroup(spec, pool, None, list(self._subnets_for(pool, index)))
             self._wait_nodegroup(spec.name, pool.name, raise_on_failure=True)
             return
@@ -478,6 +564,10 @@ class AwsProvider(AwsPricingMixin, ClusterProvider):
         index = spec.node_pools.index(pool)
         candidates = gpu_catalog.instance_types_for("aws", pool, index)
         subnets = self._subnets_for(pool, index)
+        reserved = self._reserved.get(pool.name) or {}
+        if reserved.get("instance_type"):
+            # The reservation holds one type in one zone: the only placement that draws on it.
+            return [(reserved["instance_type"], [s for s, z in subnets.items() if z == reserved["zone"]], [reserved["zone"]])]
         zones = sorted(set(subnets.values()))
         offered = self._offered(candidates, self.options["region"], zones) if zones else None
         placements = []
@@ -559,18 +649,21 @@ class AwsProvider(AwsPricingMixin, ClusterProvider):
             "nodeRole": self.options["node_role_arn"],
             "labels": dict(pool.labels),
             "taints": [{"key": t.key, "value": t.value, "effect": EFFECT_TO_EKS[t.effect]} for t in pool.taints],
-            "capacityType": CAPACITY_TO_EKS[pool.capacity_type],
+            "capacityType": "CAPACITY_BLOCK" if self._capacity_block(pool) else CAPACITY_TO_EKS[pool.capacity_type],
             "amiType": self.options.get("gpu_ami_type" if pool.gpu else "ami_type")
             or ("AL2023_x86_64_NVIDIA" if pool.gpu else "AL2023_x86_64_STANDARD"),
             "tags": dict(spec.tags, **{"llmops.io/cluster": spec.name, "llmops.io/node-pool": pool.name}),
         }
         if instance_type:
             kwargs["instanceTypes"] = [instance_type]
-        if (getattr(pool, "node_config", None) or {}).get("user_data"):
+        if (getattr(pool, "node_config", None) or {}).get("user_data") or pool.name in self._reserved:
             kwargs["launchTemplate"] = self._ensure_launch_template(spec, pool)
         elif pool.disk_size_gb:
             kwargs["diskSize"] = pool.disk_size_gb
         self.call("eks", "create_nodegroup", **kwargs)
+
+    def _capacity_block(self, pool):
+        return pool.name in self._reserved and pool.reservation.type == "capacity_block"
 
     def _wait_nodegroup(self, cluster, pool, raise_on_failure):
         """Wait for ACTIVE. Returns None when active, else the health issues as text."""

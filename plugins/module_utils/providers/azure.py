@@ -158,6 +158,7 @@ class AzureProvider(AksApiMixin, AksCapacityMixin, AzurePricingMixin, AksTransla
                                        "; ".join(reasons)),
                                     hint="choose another region (gpu_capacity_info reports where %s is offered) or "
                                          "another GPU type" % pool.gpu.type)
+        self.check_reservations(spec)
 
     # -- reading state ----------------------------------------------------------------------------
     def _get_cluster_raw(self, name):

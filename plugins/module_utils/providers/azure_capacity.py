@@ -15,11 +15,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
 from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError
 from ansible_collections.llmops.platform.plugins.module_utils.gpu_catalog import instance_types_for, shapes_for
 from ansible_collections.llmops.platform.plugins.module_utils.providers.azure_api import CAPACITY_CODES, ZONAL_CODES
 from ansible_collections.llmops.platform.plugins.module_utils.providers.azure_translate import _plain, _zone
 from ansible_collections.llmops.platform.plugins.module_utils.providers.base import CapacityMiss, CapacityOffer
+
+
+# node_pools[].reservation.name on Azure: a capacity reservation group's resource ID.
+GROUP_ID = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Compute/"
+                      r"capacityReservationGroups/([^/]+)$", re.IGNORECASE)
 
 
 class AksCapacityMixin(object):
@@ -100,6 +107,10 @@ class AksCapacityMixin(object):
         """(VM size, zones, mode): all the pool's zones first, then each zone alone, for each size."""
         index = spec.node_pools.index(pool)
         mode = "System" if self.system_pool_for(spec) is pool else "User"
+        reserved = self._reserved.get(pool.name)
+        if reserved is not None:
+            # The group holds this size: another size would not draw on it, and AKS would refuse the pair.
+            return [(reserved["vm_size"], [_zone(z) for z in pool.zones], mode)]
         sizes = self._vm_sizes(pool, index)
         if pool.gpu and spec.region in self._offered:
             # validate() listed what the region offers; skip sizes that cannot succeed.
@@ -155,6 +166,71 @@ class AksCapacityMixin(object):
                              code=misses[-1].code if misses else None,
                              hint="add instance_types or zones, use capacity_type spot/on_demand, request quota, or "
                                   "pick a region where gpu_capacity_info reports capacity")
+
+    # -- capacity reservation groups (node_pools[].reservation) -------------------------------------------
+    @property
+    def _reserved(self):
+        """Pool name -> its checked capacity reservation group ({id, vm_size})."""
+        return self.__dict__.setdefault("_reserved_pools", {})
+
+    def check_reservations(self, spec):
+        """Refuse, before anything is created, a capacity reservation group that cannot hold its pool."""
+        for index, pool in enumerate(spec.node_pools):
+            if getattr(pool, "reservation", None) is not None:
+                self._reserved[pool.name] = self._check_reservation(spec, pool, index)
+
+    def _check_reservation(self, spec, pool, index):
+        where = "node_pools[%d].reservation" % index
+        wanted = pool.reservation
+        if wanted.type != "reservation":
+            raise SpecError(where + ".type", "%s is not an Azure reservation type" % wanted.type,
+                            hint="on AKS use type: reservation with a capacity reservation group's resource ID")
+        found = GROUP_ID.match(wanted.name)
+        if not found:
+            raise SpecError(where + ".name", "must be a capacity reservation group's resource ID, got %r" % wanted.name,
+                            hint="/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Compute/"
+                                 "capacityReservationGroups/<name>")
+        subscription, rg, name = found.groups()
+        if subscription.lower() != str(self.subscription_id).lower():
+            raise SpecError(where + ".name", "the group is in subscription %s, the cluster in %s" % (
+                subscription, self.subscription_id), hint="a group shared from another subscription is not supported yet")
+        group = _plain(self._get_or_none("get capacity reservation group %s" % name, lambda: (
+            self.compute.capacity_reservation_groups.get(rg, name, expand="instanceView"))))
+        if group is None:
+            raise SpecError(where + ".name", "capacity reservation group %s does not exist in resource group %s" % (name, rg),
+                            hint="check the ID (az capacity reservation group list)")
+        members = self._call("list the capacity reservations of %s" % name, lambda: [
+            _plain(r) for r in self.compute.capacity_reservations.list_by_capacity_reservation_group(rg, name)])
+        used = dict((view.get("name"), len((view.get("utilizationInfo") or {}).get("virtualMachinesAllocated") or []))
+                    for view in ((group.get("properties") or {}).get("instanceView") or {}).get("capacityReservations") or [])
+        sizes = self._vm_sizes(pool, index)
+        zones = [_zone(z) for z in pool.zones]
+        problems, free, size = [], 0, None
+        group_zones = group.get("zones") or []
+        if group_zones and not zones:
+            problems.append("the group is zonal (zones %s), the pool names no zones" % ", ".join(group_zones))
+        elif group_zones and not set(zones) <= set(group_zones):
+            problems.append("the group is in zones %s, the pool in %s" % (", ".join(group_zones), ", ".join(zones)))
+        fitting = [r for r in members if (r.get("sku") or {}).get("name") in sizes
+                   and (r.get("properties") or {}).get("provisioningState") == "Succeeded"]
+        if not fitting:
+            problems.append("it holds %s, the pool runs %s" % (
+                ", ".join("%s (%s)" % ((r.get("sku") or {}).get("name"), (r.get("properties") or {}).get("provisioningState"))
+                          for r in members) or "no reservations", ", ".join(sizes)))
+        else:
+            size = fitting[0]["sku"]["name"]
+            free = sum(int(r["sku"].get("capacity") or 0) - used.get(r.get("name"), 0)
+                       for r in fitting if r["sku"]["name"] == size and (not zones or set(r.get("zones") or zones) & set(zones)))
+            need = max(pool.count, pool.min_count or 0)
+            if not problems and free < need and self._get_or_none("get agent pool %s" % pool.name, lambda: self.cs.agent_pools.get(
+                    self.resource_group, spec.name, pool.name)) is None:
+                # A pool already running on the group has used it up: only a new pool needs free VMs.
+                problems.append("%d %s VMs of it are free, the pool needs %d" % (free, size, need))
+        if problems:
+            raise SpecError(where + ".name", "capacity reservation group %s cannot hold node pool %s: %s"
+                            % (name, pool.name, "; ".join(problems)),
+                            hint="name a group that matches the pool, or change the pool to match it")
+        return {"id": wanted.name, "vm_size": size}
 
     def _put_pool(self, spec, pool, size, zones, mode):
         body = {"properties": self._pool_properties(spec, pool, size, zones, mode)}

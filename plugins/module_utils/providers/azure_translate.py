@@ -342,6 +342,10 @@ class AksTranslationMixin(object):
         if self.options.get("vnet_subnet_id"):
             props["vnetSubnetID"] = str(self.options["vnet_subnet_id"])
         props.update(self._node_config_properties(pool, spec.node_pools.index(pool)))
+        reserved = self._reserved.get(pool.name)
+        if reserved is not None:
+            # VMs come from the group's reserved capacity (AKS: the cluster identity needs access to the group).
+            props["capacityReservationGroupID"] = reserved["id"]
         return props
 
     def _foundation_wanted(self):

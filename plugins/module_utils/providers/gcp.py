@@ -132,6 +132,7 @@ class GcpProvider(GkeApiMixin, GkeCapacityMixin, GcpPricingMixin, GkeTranslation
                         raise SpecError("node_pools[%d].zones[%d]" % (i, j), "%s is not offered in %s"
                                         % (pool.gpu.type, zone), hint="zones of %s that offer it: %s"
                                         % (spec.region, ", ".join(offered)))
+        self.check_reservations(spec)
 
     # -- reading state -------------------------------------------------------------------------------
     def _raw_cluster(self, name):

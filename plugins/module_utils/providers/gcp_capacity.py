@@ -16,7 +16,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.llmops.platform.plugins.module_utils import gpu_catalog
-from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, WaitTimeout
+from ansible_collections.llmops.platform.plugins.module_utils.errors import ProviderError, SpecError, WaitTimeout
 from ansible_collections.llmops.platform.plugins.module_utils.providers.base import CapacityMiss, CapacityOffer
 from ansible_collections.llmops.platform.plugins.module_utils.providers.gcp_api import HINTS, _capacity_code, _last, _regional_quota
 
@@ -100,8 +100,80 @@ class GkeCapacityMixin(object):
         return self._region_zones()[:1]
 
     def pool_placements(self, spec, pool):
-        """(machine type, zone): every zone of the first type, then the next type."""
+        """(machine type, zone): every zone of the first type, then the next type; a reserved pool's one."""
+        reserved = self._reserved.get(pool.name)
+        if reserved is not None and reserved.get("zone"):
+            # A specific reservation is zonal and holds one machine type: the only placement that draws on it.
+            return [(reserved["machine_type"], reserved["zone"])]
         return [(t, z) for t in self._machine_types(spec, pool) for z in self._zones_for(spec, pool)]
+
+    # -- reservations and flex-start (node_pools[].reservation) ------------------------------------------
+    @property
+    def _reserved(self):
+        """Pool name -> its checked reservation ({name, zone, machine_type}, or {flex_start: True})."""
+        return self.__dict__.setdefault("_reserved_pools", {})
+
+    def check_reservations(self, spec):
+        """Refuse, before any request that changes something, a reservation that cannot hold its pool."""
+        for index, pool in enumerate(spec.node_pools):
+            wanted = getattr(pool, "reservation", None)
+            if wanted is None:
+                continue
+            where = "node_pools[%d].reservation" % index
+            if wanted.type == "capacity_block":
+                raise SpecError(where + ".type", "capacity_block is AWS's (Capacity Blocks for ML)",
+                                hint="on GKE use type: reservation with a reservation name, or type: flex_start")
+            if wanted.type == "flex_start":
+                if pool.max_count is None:
+                    # Flex-start nodes come only through the cluster autoscaler (GKE flex-start docs).
+                    raise SpecError("node_pools[%d].max_count" % index, "is required for a flex_start pool",
+                                    hint="set min_count: 0 and max_count to the most nodes the pool may get")
+                self._reserved[pool.name] = {"flex_start": True}
+                continue
+            self._reserved[pool.name] = self._check_reservation(spec, pool, index, where)
+
+    def _check_reservation(self, spec, pool, index, where):
+        name = pool.reservation.name
+        if "/" in name:
+            raise SpecError(where + ".name", "takes the reservation's name in this project, got %r" % name,
+                            hint="a reservation shared from another project is not supported yet; name one of %s"
+                                 % self.project)
+        zones = self._zones_for(spec, pool)
+        held = zone = None
+        for zone in zones:
+            held = self.call("GET", self._compute_url("zones/%s/reservations/%s" % (zone, name)),
+                             "reservations.get %s" % name, not_found=True)
+            if held is not None:
+                break
+        if held is None:
+            raise SpecError(where + ".name", "reservation %s does not exist in %s" % (name, ", ".join(zones)),
+                            hint="check the name (gcloud compute reservations list) and the pool's zones")
+        sku = held.get("specificReservation") or {}
+        props = sku.get("instanceProperties") or {}
+        problems = []
+        if held.get("status") != "READY":
+            problems.append("its status is %s, not READY" % held.get("status"))
+        machine_types = self._machine_types(spec, pool)
+        if props.get("machineType") not in machine_types:
+            problems.append("it holds %s, the pool runs %s" % (props.get("machineType"), ", ".join(machine_types)))
+        if pool.gpu:
+            shape, dummy = gpu_catalog.shape("gcp", machine_types[0])
+            accelerator = shape.accelerator if shape else None
+            have = [(a.get("acceleratorType"), int(a.get("acceleratorCount") or 0)) for a in props.get("guestAccelerators") or []]
+            # G2/A3 machine types carry their GPUs built in; a reservation may list them or not.
+            if have and have != [(accelerator, pool.gpu.count)]:
+                problems.append("its GPUs are %s, the pool needs %d x %s" % (
+                    ", ".join("%d x %s" % (n, t) for t, n in have), pool.gpu.count, accelerator))
+        free = int(sku.get("count") or 0) - int(sku.get("inUseCount") or 0)
+        need = max(pool.count, pool.min_count or 0)
+        if free < need and pool.name not in [np.get("name") for np in (self._raw_cluster(spec.name) or {}).get("nodePools") or []]:
+            # A pool already running on it has used it up: only a new pool needs free VMs.
+            problems.append("%d of its %s VMs are free, the pool needs %d" % (free, sku.get("count"), need))
+        if problems:
+            raise SpecError(where + ".name", "reservation %s (%s) cannot hold node pool %s: %s"
+                            % (name, zone, pool.name, "; ".join(problems)),
+                            hint="name a reservation that matches the pool, or change the pool to match it")
+        return {"name": name, "zone": zone, "machine_type": props["machineType"]}
 
     def try_pool_placement(self, spec, pool, placement):
         machine_type, zone = placement

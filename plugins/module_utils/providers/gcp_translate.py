@@ -197,6 +197,10 @@ def _version(full):
     return ".".join(parts[:2]) if len(parts) >= 2 else full
 
 
+# The label key a SPECIFIC_RESERVATION affinity names a reservation by (container.v1 ReservationAffinity.key).
+RESERVATION_KEY = "compute.googleapis.com/reservation-name"
+
+
 class GkeTranslationMixin(object):
     """Request bodies and state parsing of GcpProvider (they read its options and, for node counts, call
     the Compute API through GkeApiMixin.call)."""
@@ -230,7 +234,24 @@ class GkeTranslationMixin(object):
         if pool.min_count is not None or pool.max_count is not None:
             # GKE's cluster autoscaler owns the count inside these bounds (reconcile leaves it alone).
             body["autoscaling"] = self._autoscaling(pool)
+        self._reservation_fields(pool, body)
         return body
+
+    def _reservation_fields(self, pool, body):
+        """node_pools[].reservation as GKE takes it (container.v1 NodeConfig.reservationAffinity / flexStart)."""
+        reserved = self._reserved.get(pool.name)
+        if reserved is None:
+            return
+        if reserved.get("flex_start"):
+            # Flex-start (Dynamic Workload Scheduler) VMs: no reservation, nodes through the autoscaler, and no
+            # auto-repair (GKE docs, "About GPU obtainability with flex-start").
+            body["config"]["flexStart"] = True
+            body["config"]["reservationAffinity"] = {"consumeReservationType": "NO_RESERVATION"}
+            body["management"]["autoRepair"] = False
+            body["autoscaling"]["locationPolicy"] = "ANY"
+            return
+        body["config"]["reservationAffinity"] = {"consumeReservationType": "SPECIFIC_RESERVATION",
+                                                 "key": RESERVATION_KEY, "values": [reserved["name"]]}
 
     @staticmethod
     def _autoscaling(pool):
