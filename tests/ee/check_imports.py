@@ -22,7 +22,8 @@ ROOT = COLLECTIONS / "ansible_collections" / "llmops" / "platform"
 
 # Imported directly: what our module_utils and the collections' modules and inventory plugins need.
 SDKS = ["boto3", "botocore", "google.auth", "google.auth.transport.requests", "google.oauth2.service_account",
-        "requests", "azure.identity", "azure.mgmt.containerservice", "azure.mgmt.compute", "azure.mgmt.network",
+        "requests", "google.cloud.storage", "azure.storage.blob", "azure.identity", "azure.mgmt.containerservice",
+        "azure.mgmt.compute", "azure.mgmt.network",
         "kubernetes.client", "kubernetes.dynamic", "kubernetes.config", "cryptography.hazmat.primitives.ciphers.aead",
         "cryptography.x509", "netaddr", "yaml", "jinja2"]
 # (module, name) of the dependency collections' own import guards: set (true) only when their SDK imported.
@@ -31,7 +32,8 @@ GUARDS = [("ansible_collections.amazon.aws.plugins.module_utils.botocore", "HAS_
           ("ansible_collections.kubernetes.core.plugins.module_utils.k8s.client", "LazyDiscoverer"),
           ("ansible_collections.google.cloud.plugins.module_utils.gcp_utils", "HAS_GOOGLE_LIBRARIES"),
           ("ansible_collections.community.crypto.plugins.module_utils._crypto.basic", "HAS_CRYPTOGRAPHY")]
-VERSIONS = ["ansible-core", "ansible-runner", "boto3", "botocore", "google-auth", "requests", "azure-identity",
+VERSIONS = ["ansible-core", "ansible-runner", "boto3", "botocore", "google-auth", "google-cloud-storage", "requests",
+            "azure-storage-blob", "azure-identity",
             "azure-mgmt-containerservice", "azure-mgmt-compute", "azure-mgmt-network", "kubernetes",
             "cryptography", "netaddr", "PyYAML", "Jinja2"]
 
