@@ -30,7 +30,8 @@ def test_credential_keys_are_recognised_as_whole_words():
 
 
 def test_provider_credentials_never_appear_at_vvv(aws_backend, tmp_path):
-    secrets = {name: _secret(name) for name in ("awssecret", "awssession", "gcptoken", "azuresecret")}
+    secrets = {name: _secret(name) for name in ("awssecret", "awssession", "gcptoken", "azuresecret", "costsecret",
+                                                "plansecret")}
     tasks = [
         {"name": "AWS, a real call to the (moto) API with the credentials",
          "llmops.platform.gpu_cluster_info": {
@@ -48,6 +49,17 @@ def test_provider_credentials_never_appear_at_vvv(aws_backend, tmp_path):
              "provider_options": {"subscription_id": "00000000-0000-0000-0000-000000000000", "resource_group": "rg",
                                   "client_id": "id", "tenant_id": "t", "client_secret": secrets["azuresecret"]}},
          "ignore_errors": True},
+        {"name": "The cost of a cluster, a real (moto) call with the credentials",
+         "llmops.platform.cluster_cost_info": {
+             "provider": "aws", "name": "llmops-absent", "region": "us-east-1",
+             "provider_options": {"endpoint_url": aws_backend.proxy.url, "access_key": "testing",
+                                  "secret_key": secrets["costsecret"]}}},
+        {"name": "A capacity plan over two clouds, failing on bad input after the second cloud's credentials were parsed",
+         "llmops.platform.gpu_capacity_info": {
+             "provider": "aws", "region": "us-east-1", "gpu": {"type": "nvidia-no-such-gpu"},
+             "provider_options": {"endpoint_url": aws_backend.proxy.url, "access_key": "testing", "secret_key": "x"},
+             "clouds": [{"provider": "gcp", "provider_options": {"project": "p", "access_token": secrets["plansecret"]}}]},
+         "ignore_errors": True},
     ]
     playbook = tmp_path / "masked.yml"
     playbook.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
@@ -62,6 +74,7 @@ def test_provider_credentials_never_appear_at_vvv(aws_backend, tmp_path):
     assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in output
     # ... the bad input was reported as such, and no secret is anywhere in the output.
     assert "region: is required by the gcp provider" in output and "region: is required by the azure provider" in output
+    assert "gpu.type: unknown GPU type" in output
     for name, secret in secrets.items():
         assert secret not in output, "%s leaked into the -vvv output" % name
 
